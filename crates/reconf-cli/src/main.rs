@@ -1,0 +1,4 @@
+//! The `reconf` command-line tool.
+#![forbid(unsafe_code)]
+
+fn main() {}

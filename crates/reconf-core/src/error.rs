@@ -1,0 +1,120 @@
+//! Typed rejections of commands.
+
+use crate::ids::{AuthorityId, BundleId, SessionId};
+use crate::scope::CapabilityScope;
+
+/// Why a command was rejected. Nothing was written and the state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// Registering an id that is already taken.
+    #[error("bundle {bundle} is already registered")]
+    BundleAlreadyRegistered {
+        /// The id.
+        bundle: BundleId,
+    },
+    /// A command named a bundle that is not registered.
+    #[error("bundle {bundle} is not registered")]
+    UnknownBundle {
+        /// The id.
+        bundle: BundleId,
+    },
+    /// Linking into an id that is already taken.
+    #[error("cannot link into {linked}: a bundle with that id is already registered")]
+    LinkedIdTaken {
+        /// The id asked for.
+        linked: BundleId,
+    },
+    /// Linking a bundle with itself.
+    #[error("cannot link bundle {bundle} with itself")]
+    SelfLink {
+        /// The id.
+        bundle: BundleId,
+    },
+    /// Imports left unmet by both sides.
+    #[error(
+        "bundles {left} and {right} are incompatible: {left} needs {left_missing:?}, {right} needs {right_missing:?}"
+    )]
+    IncompatibleInterfaces {
+        /// Left bundle.
+        left: BundleId,
+        /// Right bundle.
+        right: BundleId,
+        /// Left's unmet imports.
+        left_missing: Vec<String>,
+        /// Right's unmet imports.
+        right_missing: Vec<String>,
+    },
+    /// Both bundles claim the same sessions.
+    #[error("bundles {left} and {right} overlap on {} session(s), first {first}", sessions.len())]
+    OverlappingSessions {
+        /// Left bundle.
+        left: BundleId,
+        /// Right bundle.
+        right: BundleId,
+        /// First of the shared sessions (sorted).
+        first: SessionId,
+        /// All shared sessions, sorted.
+        sessions: Vec<SessionId>,
+    },
+    /// The session is not open.
+    #[error("session {session} is not open")]
+    UnknownSession {
+        /// The session.
+        session: SessionId,
+    },
+    /// Opening a session that someone already holds.
+    #[error("session {session} is already held by authority {holder}")]
+    SessionAlreadyHeld {
+        /// The session.
+        session: SessionId,
+        /// Its active holder.
+        holder: AuthorityId,
+    },
+    /// Only the active holder may delegate or close a session.
+    #[error("authority {authority} is not the active holder of session {session} (held by {holder}{})",
+        if *delegated_out { "; it already delegated the session out" } else { "" })]
+    NotActiveHolder {
+        /// The session.
+        session: SessionId,
+        /// Who asked.
+        authority: AuthorityId,
+        /// Who actually holds it.
+        holder: AuthorityId,
+        /// Whether `authority` is the one that delegated it out.
+        delegated_out: bool,
+    },
+    /// `from` and `to` are the same.
+    #[error("authority {authority} cannot delegate session {session} to itself")]
+    SelfDelegation {
+        /// The session.
+        session: SessionId,
+        /// The authority.
+        authority: AuthorityId,
+    },
+    /// The boundary names another bundle.
+    #[error("link boundary names bundle {boundary} but the delegation goes through {bundle}")]
+    BoundaryBundleMismatch {
+        /// The delegation's bundle.
+        bundle: BundleId,
+        /// The boundary's bundle.
+        boundary: BundleId,
+    },
+    /// The boundary carries another scope.
+    #[error("link boundary carries scope {boundary} but the delegation moves {scope}")]
+    BoundaryScopeMismatch {
+        /// The delegation's scope.
+        scope: CapabilityScope,
+        /// The boundary's scope.
+        boundary: CapabilityScope,
+    },
+    /// An empty fragment set moves nothing.
+    #[error("a delegation scope must name at least one fragment")]
+    EmptyScope,
+    /// The state cannot intern more authorities.
+    #[error("too many authorities: the state holds at most {max}")]
+    TooManyAuthorities {
+        /// The limit.
+        max: u64,
+    },
+}

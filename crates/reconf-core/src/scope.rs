@@ -1,0 +1,113 @@
+//! Capability scopes and link boundaries: what part of a session a delegation moves.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::BundleId;
+
+/// What an owner capability covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CapabilityScope {
+    /// Every fragment of the session.
+    WholeSession,
+    /// Only the named fragments (such as `bundle:<id>`).
+    Fragments(BTreeSet<String>),
+}
+
+impl CapabilityScope {
+    /// The default scope of a delegation through `bundle`: the single fragment
+    /// `bundle:<id>`.
+    ///
+    /// ```
+    /// use reconf_core::{BundleId, CapabilityScope};
+    /// let scope = CapabilityScope::for_bundle(&BundleId::new("epoch_rotation").unwrap());
+    /// assert!(scope.allows("bundle:epoch_rotation"));
+    /// assert!(!scope.allows("bundle:other"));
+    /// ```
+    pub fn for_bundle(bundle: &BundleId) -> Self {
+        Self::Fragments(BTreeSet::from([Self::bundle_fragment(bundle)]))
+    }
+
+    /// The fragment key of a bundle.
+    pub fn bundle_fragment(bundle: &BundleId) -> String {
+        format!("bundle:{bundle}")
+    }
+
+    /// A scope of the given fragments.
+    pub fn fragments<I, S>(items: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::Fragments(items.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether a fragment key is inside this scope.
+    pub fn allows(&self, fragment: &str) -> bool {
+        match self {
+            Self::WholeSession => true,
+            Self::Fragments(f) => f.contains(fragment),
+        }
+    }
+
+    /// Whether every fragment of `other` is inside this scope.
+    pub fn covers(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::WholeSession, _) => true,
+            (Self::Fragments(_), Self::WholeSession) => false,
+            (Self::Fragments(mine), Self::Fragments(theirs)) => theirs.is_subset(mine),
+        }
+    }
+}
+
+impl fmt::Display for CapabilityScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WholeSession => f.write_str("whole session"),
+            Self::Fragments(frags) => {
+                f.write_str("fragments [")?;
+                for (i, x) in frags.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    f.write_str(x)?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+/// The routing boundary a delegation crosses: the bundle it goes through and the scope it
+/// carries. It must agree with the delegation's own bundle and scope.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LinkBoundary {
+    /// The bundle the boundary belongs to.
+    pub bundle: BundleId,
+    /// The scope routed across it.
+    pub scope: CapabilityScope,
+}
+
+impl LinkBoundary {
+    /// The boundary derived from a bundle: that bundle with its default scope.
+    pub fn for_bundle(bundle: &BundleId) -> Self {
+        Self { bundle: bundle.clone(), scope: CapabilityScope::for_bundle(bundle) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_session_covers_everything_fragments_only_subsets() {
+        let ab = CapabilityScope::fragments(["a", "b"]);
+        let a = CapabilityScope::fragments(["a"]);
+        assert!(CapabilityScope::WholeSession.covers(&ab));
+        assert!(ab.covers(&a));
+        assert!(!a.covers(&ab));
+        assert!(!ab.covers(&CapabilityScope::WholeSession));
+    }
+}

@@ -1,0 +1,4 @@
+//! Project automation: `cargo xtask codegen [--check]`.
+#![forbid(unsafe_code)]
+
+fn main() {}
