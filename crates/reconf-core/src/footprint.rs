@@ -173,11 +173,6 @@ impl FootprintIndex {
         self.entries.capacity()
     }
 
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     pub(crate) fn iter(&self) -> impl Iterator<Item = (SessionId, SessionClass)> + '_ {
         self.entries.iter().map(|(s, c)| (*s, *c))
     }

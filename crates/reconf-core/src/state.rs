@@ -555,13 +555,6 @@ impl State {
             + self.retired.capacity() * (std::mem::size_of::<(SessionId, u64)>() + 1)
             + self.authorities.iter().map(|e| e.footprint.capacity() * fpe).sum::<usize>()
     }
-
-    #[cfg(test)]
-    pub(crate) fn footprint_len(&self, authority: &AuthorityId) -> usize {
-        self.authority_ix(authority)
-            .and_then(|ix| self.authorities.get(ix.slot()))
-            .map_or(0, |e| e.footprint.len())
-    }
 }
 
 impl PartialEq for State {
