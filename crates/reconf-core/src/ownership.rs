@@ -1,0 +1,500 @@
+//! Live-session ownership: who may act for a session right now, with which generation and
+//! scope, and the two-phase handoff that moves it.
+//!
+//! These are the pure rules; the runtime keeps a [`LiveSessions`] behind a lock and drives
+//! the handoff around the journal write.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::SessionId;
+use crate::scope::{CapabilityScope, LinkBoundary};
+
+/// The name of a live owner (a task, a node, a process), as the embedding runtime labels it.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OwnerLabel(String);
+
+impl OwnerLabel {
+    /// Wraps a label; `None` when it is empty.
+    pub fn new(label: impl Into<String>) -> Option<Self> {
+        let l = label.into();
+        (!l.trim().is_empty()).then_some(Self(l))
+    }
+
+    /// The label text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OwnerLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for OwnerLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OwnerLabel({:?})", self.0)
+    }
+}
+
+/// What an owner presents to act for a session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OwnerCapability {
+    /// The session.
+    pub session: SessionId,
+    /// The owner generation it was issued at.
+    pub generation: u64,
+    /// What it covers.
+    pub scope: CapabilityScope,
+}
+
+/// Why ownership was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OwnershipError {
+    /// The session has no live owner.
+    #[error("session {session} has no live owner")]
+    NotLive {
+        /// The session.
+        session: SessionId,
+    },
+    /// The session already has a live owner.
+    #[error("session {session} already has live owner {owner}")]
+    AlreadyLive {
+        /// The session.
+        session: SessionId,
+        /// The owner.
+        owner: OwnerLabel,
+    },
+    /// A capability of an older (or never issued) generation.
+    #[error("stale owner for session {session}: capability generation {presented}, current {current}")]
+    StaleOwner {
+        /// The session.
+        session: SessionId,
+        /// The generation presented.
+        presented: u64,
+        /// The current generation.
+        current: u64,
+    },
+    /// A capability issued for another session.
+    #[error("capability for session {presented} presented to session {session}")]
+    WrongSession {
+        /// The session addressed.
+        session: SessionId,
+        /// The session the capability names.
+        presented: SessionId,
+    },
+    /// The boundary or fragment is outside the capability's scope.
+    #[error("session {session}: {what} is outside the owner's scope {scope}")]
+    OutsideScope {
+        /// The session.
+        session: SessionId,
+        /// The boundary or fragment asked for.
+        what: String,
+        /// The owner's scope.
+        scope: CapabilityScope,
+    },
+    /// An owner tried to give itself (or its successor) more than it holds.
+    #[error("session {session}: scope {requested} would widen the owner's scope {held}")]
+    ScopeWidening {
+        /// The session.
+        session: SessionId,
+        /// The scope held.
+        held: CapabilityScope,
+        /// The scope asked for.
+        requested: CapabilityScope,
+    },
+    /// A handoff is already staged for the session.
+    #[error("session {session} already has a staged handoff to {staged}")]
+    AlreadyStaged {
+        /// The session.
+        session: SessionId,
+        /// The staged owner.
+        staged: OwnerLabel,
+    },
+    /// Committing or aborting a handoff that was never staged.
+    #[error("session {session} has no staged handoff")]
+    NothingStaged {
+        /// The session.
+        session: SessionId,
+    },
+    /// The next generation must be larger than the current one.
+    #[error("session {session}: generation {next} does not advance past {current}")]
+    GenerationRegressed {
+        /// The session.
+        session: SessionId,
+        /// Current generation.
+        current: u64,
+        /// Generation asked for.
+        next: u64,
+    },
+}
+
+/// One live session's owner, capability, boundary and a staged successor, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveOwner {
+    /// The owner.
+    pub owner: OwnerLabel,
+    /// Its capability.
+    pub capability: OwnerCapability,
+    /// The routing boundary traffic for it crosses.
+    pub boundary: LinkBoundary,
+    staged: Option<Staged>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Staged {
+    owner: OwnerLabel,
+    capability: OwnerCapability,
+    boundary: LinkBoundary,
+}
+
+/// Evidence of a committed owner change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnershipReceipt {
+    /// The session.
+    pub session: SessionId,
+    /// The previous owner.
+    pub from_owner: OwnerLabel,
+    /// Its (now stale) generation.
+    pub from_generation: u64,
+    /// The new owner.
+    pub to_owner: OwnerLabel,
+    /// The new generation.
+    pub to_generation: u64,
+    /// The scope handed over.
+    pub scope: CapabilityScope,
+    /// Fragments whose owner changed, sorted.
+    pub moved_fragments: Vec<String>,
+}
+
+/// Every live session's owner plus the fragment registry ((session, fragment) → owner).
+///
+/// ```
+/// use reconf_core::{BundleId, CapabilityScope, LinkBoundary, LiveSessions, OwnerLabel, SessionId};
+/// let s = SessionId::from_u128(1);
+/// let b = BundleId::new("x").unwrap();
+/// let mut live = LiveSessions::default();
+/// let old = live.attach(s, OwnerLabel::new("node-1").unwrap(), 1, LinkBoundary::for_bundle(&b)).unwrap();
+/// live.stage(&old, OwnerLabel::new("node-2").unwrap(), 2, CapabilityScope::for_bundle(&b)).unwrap();
+/// assert!(live.check_ingress(&old, &LinkBoundary::for_bundle(&b)).is_ok()); // still valid while staged
+/// let receipt = live.commit(s).unwrap();
+/// assert_eq!(receipt.to_generation, 2);
+/// assert!(live.check_ingress(&old, &LinkBoundary::for_bundle(&b)).is_err()); // now stale
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSessions {
+    owners: BTreeMap<SessionId, LiveOwner>,
+    fragments: BTreeMap<(SessionId, String), OwnerLabel>,
+}
+
+fn scope_fragments(scope: &CapabilityScope) -> BTreeSet<String> {
+    match scope {
+        // The whole session is tracked as one fragment key.
+        CapabilityScope::WholeSession => BTreeSet::from(["*".to_owned()]),
+        CapabilityScope::Fragments(f) => f.clone(),
+    }
+}
+
+impl LiveSessions {
+    /// The live owner of a session.
+    pub fn owner(&self, session: &SessionId) -> Option<&LiveOwner> {
+        self.owners.get(session)
+    }
+
+    /// The owner of one fragment of a session.
+    pub fn fragment_owner(&self, session: SessionId, fragment: &str) -> Option<&OwnerLabel> {
+        self.fragments.get(&(session, fragment.to_owned()))
+    }
+
+    /// Every fragment of a session with its owner, sorted.
+    pub fn fragments_of(&self, session: SessionId) -> Vec<(String, OwnerLabel)> {
+        self.fragments
+            .range((session, String::new())..)
+            .take_while(|((s, _), _)| *s == session)
+            .map(|((_, f), o)| (f.clone(), o.clone()))
+            .collect()
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.owners.len()
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.owners.is_empty()
+    }
+
+    /// Makes `owner` the live owner of `session` at `generation` (the session's owner
+    /// generation in the state), with the boundary's scope.
+    pub fn attach(
+        &mut self,
+        session: SessionId,
+        owner: OwnerLabel,
+        generation: u64,
+        boundary: LinkBoundary,
+    ) -> Result<OwnerCapability, OwnershipError> {
+        if let Some(cur) = self.owners.get(&session) {
+            return Err(OwnershipError::AlreadyLive { session, owner: cur.owner.clone() });
+        }
+        let capability = OwnerCapability { session, generation, scope: boundary.scope.clone() };
+        for f in scope_fragments(&capability.scope) {
+            self.fragments.insert((session, f), owner.clone());
+        }
+        self.owners
+            .insert(session, LiveOwner { owner, capability: capability.clone(), boundary, staged: None });
+        Ok(capability)
+    }
+
+    /// Removes a live owner (when its session closes).
+    pub fn detach(&mut self, session: &SessionId) -> Option<LiveOwner> {
+        let gone = self.owners.remove(session)?;
+        let keys: Vec<_> = self.fragments_of(*session).into_iter().map(|(f, _)| (*session, f)).collect();
+        for k in keys {
+            self.fragments.remove(&k);
+        }
+        Some(gone)
+    }
+
+    fn current(&self, cap: &OwnerCapability) -> Result<&LiveOwner, OwnershipError> {
+        let live = self.owners.get(&cap.session).ok_or(OwnershipError::NotLive { session: cap.session })?;
+        if live.capability.session != cap.session {
+            return Err(OwnershipError::WrongSession {
+                session: live.capability.session,
+                presented: cap.session,
+            });
+        }
+        if live.capability.generation != cap.generation {
+            return Err(OwnershipError::StaleOwner {
+                session: cap.session,
+                presented: cap.generation,
+                current: live.capability.generation,
+            });
+        }
+        Ok(live)
+    }
+
+    /// Checks traffic for `boundary` presented with `cap`: the capability must be the
+    /// session's current one and the boundary inside its scope.
+    pub fn check_ingress(
+        &self,
+        cap: &OwnerCapability,
+        boundary: &LinkBoundary,
+    ) -> Result<(), OwnershipError> {
+        let live = self.current(cap)?;
+        if !live.capability.scope.covers(&boundary.scope) {
+            return Err(OwnershipError::OutsideScope {
+                session: cap.session,
+                what: format!("boundary {} ({})", boundary.bundle, boundary.scope),
+                scope: live.capability.scope.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks traffic addressed to `session` (which must be the capability's) for one
+    /// fragment.
+    pub fn check_fragment(
+        &self,
+        session: SessionId,
+        cap: &OwnerCapability,
+        fragment: &str,
+    ) -> Result<(), OwnershipError> {
+        if cap.session != session {
+            return Err(OwnershipError::WrongSession { session, presented: cap.session });
+        }
+        let live = self.current(cap)?;
+        if !live.capability.scope.allows(fragment) {
+            return Err(OwnershipError::OutsideScope {
+                session,
+                what: format!("fragment {fragment}"),
+                scope: live.capability.scope.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Narrows the holder's own scope. Widening is refused: a fragment-scoped owner cannot
+    /// give itself more.
+    pub fn narrow(
+        &mut self,
+        cap: &OwnerCapability,
+        scope: CapabilityScope,
+    ) -> Result<OwnerCapability, OwnershipError> {
+        let live = self.current(cap)?;
+        if !live.capability.scope.covers(&scope) {
+            return Err(OwnershipError::ScopeWidening {
+                session: cap.session,
+                held: live.capability.scope.clone(),
+                requested: scope,
+            });
+        }
+        let owner = live.owner.clone();
+        let dropped: Vec<String> =
+            scope_fragments(&live.capability.scope).difference(&scope_fragments(&scope)).cloned().collect();
+        let session = cap.session;
+        for f in dropped {
+            if self.fragments.get(&(session, f.clone())) == Some(&owner) {
+                self.fragments.remove(&(session, f));
+            }
+        }
+        for f in scope_fragments(&scope) {
+            self.fragments.insert((session, f), owner.clone());
+        }
+        let live = self.owners.get_mut(&session).ok_or(OwnershipError::NotLive { session })?;
+        live.capability.scope = scope.clone();
+        live.boundary.scope = scope;
+        Ok(live.capability.clone())
+    }
+
+    /// Phase one of a handoff: stage `to` as the next owner at `next_generation` with
+    /// `scope`. The current owner stays valid until [`commit`](Self::commit).
+    pub fn stage(
+        &mut self,
+        cap: &OwnerCapability,
+        to: OwnerLabel,
+        next_generation: u64,
+        scope: CapabilityScope,
+    ) -> Result<(), OwnershipError> {
+        let live = self.current(cap)?;
+        if let Some(st) = &live.staged {
+            return Err(OwnershipError::AlreadyStaged { session: cap.session, staged: st.owner.clone() });
+        }
+        if !live.capability.scope.covers(&scope) {
+            return Err(OwnershipError::ScopeWidening {
+                session: cap.session,
+                held: live.capability.scope.clone(),
+                requested: scope,
+            });
+        }
+        if next_generation <= live.capability.generation {
+            return Err(OwnershipError::GenerationRegressed {
+                session: cap.session,
+                current: live.capability.generation,
+                next: next_generation,
+            });
+        }
+        let boundary = LinkBoundary { bundle: live.boundary.bundle.clone(), scope: scope.clone() };
+        let staged = Staged {
+            owner: to,
+            capability: OwnerCapability { session: cap.session, generation: next_generation, scope },
+            boundary,
+        };
+        if let Some(l) = self.owners.get_mut(&cap.session) {
+            l.staged = Some(staged);
+        }
+        Ok(())
+    }
+
+    /// Phase two: the staged owner becomes current, fragments in its scope move to it, and
+    /// every earlier capability is stale.
+    pub fn commit(&mut self, session: SessionId) -> Result<OwnershipReceipt, OwnershipError> {
+        let live = self.owners.get_mut(&session).ok_or(OwnershipError::NotLive { session })?;
+        let staged = live.staged.take().ok_or(OwnershipError::NothingStaged { session })?;
+        let from_owner = std::mem::replace(&mut live.owner, staged.owner.clone());
+        let from_generation = live.capability.generation;
+        live.capability = staged.capability.clone();
+        live.boundary = staged.boundary;
+        let mut moved = Vec::new();
+        for f in scope_fragments(&staged.capability.scope) {
+            let prev = self.fragments.insert((session, f.clone()), staged.owner.clone());
+            if prev.as_ref() != Some(&staged.owner) {
+                moved.push(f);
+            }
+        }
+        Ok(OwnershipReceipt {
+            session,
+            from_owner,
+            from_generation,
+            to_owner: staged.owner,
+            to_generation: staged.capability.generation,
+            scope: staged.capability.scope,
+            moved_fragments: moved,
+        })
+    }
+
+    /// Abandons a staged handoff; the current owner is exactly as before staging.
+    pub fn abort(&mut self, session: SessionId) -> Result<(), OwnershipError> {
+        let live = self.owners.get_mut(&session).ok_or(OwnershipError::NotLive { session })?;
+        live.staged.take().map(|_| ()).ok_or(OwnershipError::NothingStaged { session })
+    }
+
+    /// The owner staged for a session, if a handoff is in progress.
+    pub fn staged_owner(&self, session: &SessionId) -> Option<&OwnerLabel> {
+        self.owners.get(session).and_then(|l| l.staged.as_ref()).map(|s| &s.owner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::BundleId;
+
+    fn setup() -> (LiveSessions, OwnerCapability, SessionId, BundleId) {
+        let s = SessionId::from_u128(1);
+        let b = BundleId::new("x").unwrap();
+        let mut live = LiveSessions::default();
+        let boundary =
+            LinkBoundary { bundle: b.clone(), scope: CapabilityScope::fragments(["bundle:x", "f2"]) };
+        let cap = live.attach(s, OwnerLabel::new("o1").unwrap(), 3, boundary).unwrap();
+        (live, cap, s, b)
+    }
+
+    #[test]
+    fn ingress_rejects_stale_foreign_and_out_of_scope() {
+        let (mut live, cap, s, b) = setup();
+        let inside = LinkBoundary::for_bundle(&b);
+        assert!(live.check_ingress(&cap, &inside).is_ok());
+        let outside = LinkBoundary { bundle: b.clone(), scope: CapabilityScope::WholeSession };
+        assert!(matches!(live.check_ingress(&cap, &outside), Err(OwnershipError::OutsideScope { .. })));
+        assert!(matches!(live.check_fragment(s, &cap, "nope"), Err(OwnershipError::OutsideScope { .. })));
+        let other = OwnerCapability { session: SessionId::from_u128(2), ..cap.clone() };
+        assert!(matches!(live.check_fragment(s, &other, "f2"), Err(OwnershipError::WrongSession { .. })));
+        live.stage(&cap, OwnerLabel::new("o2").unwrap(), 4, CapabilityScope::fragments(["f2"])).unwrap();
+        live.commit(s).unwrap();
+        assert!(matches!(
+            live.check_ingress(&cap, &inside),
+            Err(OwnershipError::StaleOwner { presented: 3, current: 4, .. })
+        ));
+    }
+
+    #[test]
+    fn a_fragment_owner_cannot_widen_its_scope() {
+        let (mut live, cap, _, _) = setup();
+        let err = live.narrow(&cap, CapabilityScope::WholeSession).unwrap_err();
+        assert!(matches!(err, OwnershipError::ScopeWidening { .. }));
+        let err = live
+            .stage(&cap, OwnerLabel::new("o2").unwrap(), 4, CapabilityScope::fragments(["zzz"]))
+            .unwrap_err();
+        assert!(matches!(err, OwnershipError::ScopeWidening { .. }));
+        let narrowed = live.narrow(&cap, CapabilityScope::fragments(["f2"])).unwrap();
+        assert_eq!(narrowed.scope, CapabilityScope::fragments(["f2"]));
+        assert_eq!(live.fragments_of(cap.session).len(), 1);
+    }
+
+    #[test]
+    fn abort_restores_exactly_and_commit_moves_fragments() {
+        let (mut live, cap, s, _) = setup();
+        let before = live.clone();
+        live.stage(&cap, OwnerLabel::new("o2").unwrap(), 4, CapabilityScope::fragments(["f2"])).unwrap();
+        assert!(live
+            .stage(&cap, OwnerLabel::new("o3").unwrap(), 4, CapabilityScope::fragments(["f2"]))
+            .is_err());
+        live.abort(s).unwrap();
+        assert_eq!(live, before);
+        assert!(live
+            .stage(&cap, OwnerLabel::new("o2").unwrap(), 3, CapabilityScope::fragments(["f2"]))
+            .is_err());
+        live.stage(&cap, OwnerLabel::new("o2").unwrap(), 4, CapabilityScope::fragments(["f2"])).unwrap();
+        let r = live.commit(s).unwrap();
+        assert_eq!(r.moved_fragments, vec!["f2".to_owned()]);
+        assert_eq!(live.fragment_owner(s, "f2").unwrap().as_str(), "o2");
+        assert_eq!(live.fragment_owner(s, "bundle:x").unwrap().as_str(), "o1");
+        assert!(matches!(live.commit(s), Err(OwnershipError::NothingStaged { .. })));
+    }
+}
