@@ -40,6 +40,7 @@ mod error;
 mod fact;
 mod footprint;
 mod ids;
+mod ownership;
 mod receipt;
 mod scope;
 mod state;
@@ -52,6 +53,7 @@ pub use error::CommandError;
 pub use fact::{Change, DelegationFact, Fact, FACT_SCHEMA_VERSION};
 pub use footprint::{FootprintSummary, SessionClass, SessionFootprint};
 pub use ids::{AuthorityId, BundleId, ContextId, IdParseError, SessionId};
+pub use ownership::{LiveOwner, LiveSessions, OwnerCapability, OwnerLabel, OwnershipError, OwnershipReceipt};
 pub use receipt::DelegationReceipt;
 pub use scope::{CapabilityScope, LinkBoundary};
 pub use state::{

@@ -263,12 +263,6 @@ impl LiveSessions {
 
     fn current(&self, cap: &OwnerCapability) -> Result<&LiveOwner, OwnershipError> {
         let live = self.owners.get(&cap.session).ok_or(OwnershipError::NotLive { session: cap.session })?;
-        if live.capability.session != cap.session {
-            return Err(OwnershipError::WrongSession {
-                session: live.capability.session,
-                presented: cap.session,
-            });
-        }
         if live.capability.generation != cap.generation {
             return Err(OwnershipError::StaleOwner {
                 session: cap.session,
