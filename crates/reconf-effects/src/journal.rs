@@ -1,6 +1,7 @@
 //! The journal effect: an append-only, totally ordered log of core [`Fact`]s.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use reconf_core::Fact;
@@ -196,6 +197,23 @@ pub enum JournalError {
     /// The journal was closed.
     #[error("journal is closed")]
     Closed,
+    /// A snapshot was offered at a sequence the journal does not hold (0, or past the head);
+    /// nothing was stored. A snapshot must describe a state some reader could rebuild.
+    #[error("snapshot at sequence {sequence} is outside the journal (head {})", fmt_head(*head))]
+    SnapshotOutOfRange {
+        /// The sequence offered.
+        sequence: Sequence,
+        /// The head at the time.
+        head: Option<Sequence>,
+    },
+}
+
+impl JournalError {
+    /// Whether the failed operation may nonetheless have been written, so the caller must
+    /// re-read the head before deciding what happened.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Ambiguous { .. })
+    }
 }
 
 fn fmt_head(h: Option<Sequence>) -> String {
@@ -204,14 +222,42 @@ fn fmt_head(h: Option<Sequence>) -> String {
 
 /// An append-only, totally ordered log of facts.
 ///
-/// Contract (checked for every backend by [`crate::testing::run_all`]):
-/// - sequences start at 1, have no gaps and never repeat;
+/// Contract (checked for every backend by `testing::run_all`, feature `testing`):
+/// - sequences start at 1, have no gaps and never repeat; a failed commit uses none up;
 /// - `commit` is atomic: all facts of the batch are written with consecutive sequences,
-///   or none is;
+///   or none is, and no reader ever sees part of a batch;
+/// - an empty batch is rejected with [`JournalError::EmptyBatch`] whatever the expectation;
 /// - a commit whose `expected` head does not match writes nothing and returns
 ///   [`JournalError::Conflict`] with the actual head;
-/// - `read(from, limit)` returns up to `limit` records with sequence `>= from`, in order;
-/// - an acknowledged commit survives reopening, where the backend persists.
+/// - `read(from, limit)` returns up to `limit` records with sequence `>= from`, in order
+///   (so `from` 0 reads from 1; reading past the head or with `limit` 0 gives nothing);
+/// - `write_snapshot` accepts sequences `1..=head`, otherwise
+///   [`JournalError::SnapshotOutOfRange`]; `latest_snapshot` is the one with the highest
+///   sequence (for equal sequences, the last written), regardless of write order;
+/// - acknowledged commits and snapshots survive reopening, where the backend persists.
+///
+/// ```
+/// use reconf_core::{AuthorityId, Change, Fact, SessionId};
+/// use reconf_effects::{ExpectedHead, JournalEffects, JournalError, MemoryJournal};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), JournalError> {
+/// let journal = MemoryJournal::new();
+/// let closed = |n| {
+///     Fact::new(Change::SessionClosed { session: SessionId::from_u128(n), authority: AuthorityId::from_label("a") })
+/// };
+///
+/// // Check against the state at the observed head, then commit expecting that head.
+/// let head = journal.head().await?;
+/// let done = journal.commit(vec![closed(1), closed(2)], ExpectedHead::from_head(head)).await?;
+/// assert_eq!((done.first, done.last), (1, 2));
+///
+/// // A writer that saw the old head loses, learns the actual head and nothing is written.
+/// let err = journal.commit(vec![closed(3)], ExpectedHead::Empty).await.unwrap_err();
+/// assert_eq!(err, JournalError::Conflict { expected: ExpectedHead::Empty, actual: Some(2) });
+/// assert_eq!(journal.read(2, 10).await?.len(), 1);
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait JournalEffects: Send + Sync {
     /// Appends `batch` atomically if the head matches `expected`.
@@ -228,4 +274,27 @@ pub trait JournalEffects: Send + Sync {
 
     /// The newest stored snapshot, if any.
     async fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, JournalError>;
+}
+
+#[async_trait]
+impl<J: JournalEffects + ?Sized> JournalEffects for Arc<J> {
+    async fn commit(&self, batch: Vec<Fact>, expected: ExpectedHead) -> Result<Committed, JournalError> {
+        (**self).commit(batch, expected).await
+    }
+
+    async fn read(&self, from: Sequence, limit: usize) -> Result<Vec<JournalRecord>, JournalError> {
+        (**self).read(from, limit).await
+    }
+
+    async fn head(&self) -> Result<Option<Sequence>, JournalError> {
+        (**self).head().await
+    }
+
+    async fn write_snapshot(&self, sequence: Sequence, bytes: Vec<u8>) -> Result<(), JournalError> {
+        (**self).write_snapshot(sequence, bytes).await
+    }
+
+    async fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, JournalError> {
+        (**self).latest_snapshot().await
+    }
 }

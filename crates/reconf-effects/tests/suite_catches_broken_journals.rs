@@ -1,0 +1,308 @@
+//! The conformance suite has teeth: journals with one deliberate flaw each are caught by
+//! the rule that flaw breaks, while the same naive journal without a flaw passes.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reconf_core::Fact;
+use reconf_effects::testing::{self, FactoryError, JournalFactory};
+use reconf_effects::{
+    CommitFault, Committed, ExpectedHead, FaultyJournal, JournalEffects, JournalError, JournalRecord,
+    MemoryJournal, Sequence, StoredSnapshot,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    None,
+    /// Assigns the given sequence's successor instead of it.
+    SkipsSequence(Sequence),
+    BurnsSequenceOnConflict,
+    IgnoresExpectedHead,
+    WritesFirstFactOnConflict,
+    /// Checks the head, then appends later without holding the lock.
+    RacyCheckThenAppend,
+    /// Appends a batch one fact at a time where readers can see it.
+    VisibleMidBatch,
+    SnapshotLastWriteWins,
+    AcceptsSnapshotBeyondHead,
+    LimitZeroReadsOne,
+    ChecksEmptyBatchAfterHead,
+}
+
+#[derive(Debug, Clone)]
+struct Log {
+    records: Vec<JournalRecord>,
+    next: Sequence,
+    snapshot: Option<StoredSnapshot>,
+}
+
+impl Log {
+    fn head(&self) -> Option<Sequence> {
+        self.records.last().map(|r| r.sequence)
+    }
+}
+
+/// A deliberately naive journal, correct unless given a flaw.
+struct Naive {
+    flaw: Flaw,
+    log: Mutex<Log>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl Naive {
+    fn new(flaw: Flaw, log: Log) -> Self {
+        Self { flaw, log: Mutex::new(log), writer: tokio::sync::Mutex::new(()) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(log: &mut Log, sequence: Sequence, fact: Fact) {
+        log.records.push(JournalRecord { sequence, fact });
+        log.next = sequence + 1;
+    }
+}
+
+#[async_trait]
+impl JournalEffects for Naive {
+    async fn commit(&self, batch: Vec<Fact>, expected: ExpectedHead) -> Result<Committed, JournalError> {
+        if batch.is_empty() && self.flaw != Flaw::ChecksEmptyBatchAfterHead {
+            return Err(JournalError::EmptyBatch);
+        }
+        let len = batch.len() as u64;
+        match self.flaw {
+            Flaw::RacyCheckThenAppend => {
+                let first = {
+                    let log = self.lock();
+                    let head = log.head();
+                    if !expected.matches(head) {
+                        return Err(JournalError::Conflict { expected, actual: head });
+                    }
+                    head.map_or(1, |h| h + 1)
+                };
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let mut log = self.lock();
+                for (fact, sequence) in batch.into_iter().zip(first..) {
+                    Self::push(&mut log, sequence, fact);
+                }
+                Ok(Committed { first, last: first + len - 1 })
+            }
+            Flaw::VisibleMidBatch => {
+                let _writer = self.writer.lock().await;
+                let first = {
+                    let log = self.lock();
+                    let head = log.head();
+                    if !expected.matches(head) {
+                        return Err(JournalError::Conflict { expected, actual: head });
+                    }
+                    log.next
+                };
+                for (i, (fact, sequence)) in batch.into_iter().zip(first..).enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Self::push(&mut self.lock(), sequence, fact);
+                }
+                Ok(Committed { first, last: first + len - 1 })
+            }
+            flaw => {
+                let mut log = self.lock();
+                let head = log.head();
+                if !expected.matches(head) && flaw != Flaw::IgnoresExpectedHead {
+                    if flaw == Flaw::BurnsSequenceOnConflict {
+                        log.next += 1;
+                    }
+                    if let (Flaw::WritesFirstFactOnConflict, Some(fact)) = (flaw, batch.into_iter().next()) {
+                        let sequence = log.next;
+                        Self::push(&mut log, sequence, fact);
+                    }
+                    return Err(JournalError::Conflict { expected, actual: head });
+                }
+                if batch.is_empty() {
+                    return Err(JournalError::EmptyBatch);
+                }
+                let mut first = None;
+                for fact in batch {
+                    let mut sequence = log.next;
+                    if flaw == Flaw::SkipsSequence(sequence) {
+                        sequence += 1;
+                    }
+                    first.get_or_insert(sequence);
+                    Self::push(&mut log, sequence, fact);
+                }
+                Ok(Committed { first: first.unwrap_or(1), last: log.next - 1 })
+            }
+        }
+    }
+
+    async fn read(&self, from: Sequence, limit: usize) -> Result<Vec<JournalRecord>, JournalError> {
+        let limit = if self.flaw == Flaw::LimitZeroReadsOne { limit.max(1) } else { limit };
+        Ok(self.lock().records.iter().filter(|r| r.sequence >= from).take(limit).cloned().collect())
+    }
+
+    async fn head(&self) -> Result<Option<Sequence>, JournalError> {
+        Ok(self.lock().head())
+    }
+
+    async fn write_snapshot(&self, sequence: Sequence, bytes: Vec<u8>) -> Result<(), JournalError> {
+        let mut log = self.lock();
+        let head = log.head();
+        let in_range = sequence >= 1 && head.is_some_and(|h| sequence <= h);
+        if !in_range && self.flaw != Flaw::AcceptsSnapshotBeyondHead {
+            return Err(JournalError::SnapshotOutOfRange { sequence, head });
+        }
+        let newer = log.snapshot.as_ref().is_none_or(|s| sequence >= s.sequence);
+        if newer || self.flaw == Flaw::SnapshotLastWriteWins {
+            log.snapshot = Some(StoredSnapshot { sequence, bytes });
+        }
+        Ok(())
+    }
+
+    async fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, JournalError> {
+        Ok(self.lock().snapshot.clone())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reopen {
+    Unsupported,
+    Faithful,
+    LosesLastCommit,
+}
+
+struct Factory(Flaw, Reopen);
+
+#[async_trait]
+impl JournalFactory for Factory {
+    type Journal = Naive;
+
+    async fn fresh(&self) -> Result<Naive, FactoryError> {
+        Ok(Naive::new(self.0, Log { records: Vec::new(), next: 1, snapshot: None }))
+    }
+
+    async fn reopen(&self, journal: Naive) -> Result<Option<Naive>, FactoryError> {
+        let mut log = journal.lock().clone();
+        match self.1 {
+            Reopen::Unsupported => return Ok(None),
+            Reopen::Faithful => {}
+            Reopen::LosesLastCommit => {
+                if let Some(lost) = log.records.pop() {
+                    log.next = lost.sequence;
+                }
+            }
+        }
+        Ok(Some(Naive::new(self.0, log)))
+    }
+}
+
+fn flawed(flaw: Flaw) -> Factory {
+    Factory(flaw, Reopen::Faithful)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_naive_journal_without_a_flaw_passes() {
+    testing::run_all(&flawed(Flaw::None)).await;
+    testing::run_all(&Factory(Flaw::None, Reopen::Unsupported)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "sequences_have_no_gaps: commit 2 should start right after the previous one")]
+async fn a_skipped_sequence_is_a_gap() {
+    testing::sequences_have_no_gaps(&flawed(Flaw::SkipsSequence(4))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "sequences_have_no_gaps: commit 1 should start right after the previous one")]
+async fn a_conflict_must_not_burn_a_sequence() {
+    testing::sequences_have_no_gaps(&flawed(Flaw::BurnsSequenceOnConflict)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "expected_head_conflicts: a commit of 1 facts expecting head 1 must fail")]
+async fn ignoring_the_expected_head_is_caught() {
+    testing::expected_head_conflicts(&flawed(Flaw::IgnoresExpectedHead)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "batches_are_atomic: a failed batch must not move the head")]
+async fn a_partly_written_failed_batch_is_caught() {
+    testing::batches_are_atomic(&flawed(Flaw::WritesFirstFactOnConflict)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "empty_batch_is_rejected")]
+async fn an_empty_batch_must_be_rejected_before_the_head_check() {
+    testing::empty_batch_is_rejected(&flawed(Flaw::ChecksEmptyBatchAfterHead)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "read_pages: read(3, 0) returned 1 records")]
+async fn a_zero_limit_must_read_nothing() {
+    testing::read_pages(&flawed(Flaw::LimitZeroReadsOne)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "snapshots: after writing a snapshot at 4, latest should be at 5")]
+async fn latest_snapshot_is_the_highest_not_the_newest() {
+    testing::snapshots(&flawed(Flaw::SnapshotLastWriteWins)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "snapshots: write_snapshot(1) must fail")]
+async fn a_snapshot_beyond_the_head_is_refused() {
+    testing::snapshots(&flawed(Flaw::AcceptsSnapshotBeyondHead)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "reopen_preserves_acknowledged_state: head after reopening")]
+async fn losing_an_acknowledged_commit_on_reopen_is_caught() {
+    testing::reopen_preserves_acknowledged_state(&Factory(Flaw::None, Reopen::LosesLastCommit)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(
+    expected = "concurrent_expected_head_commits_serialize: concurrent commits were assigned overlapping"
+)]
+async fn a_racy_expected_head_check_is_caught() {
+    testing::concurrent_expected_head_commits_serialize(&flawed(Flaw::RacyCheckThenAppend)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+// Depending on the interleaving, the duplicates show up as overlapping ranges or as one
+// task's commits out of order; either is this rule's violation.
+#[should_panic(expected = "concurrent_commits_land_exactly_once: ")]
+async fn racy_appends_are_caught() {
+    testing::concurrent_commits_land_exactly_once(&flawed(Flaw::RacyCheckThenAppend)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "readers_never_see_partial_batches: a read saw only")]
+async fn a_half_visible_batch_is_caught() {
+    testing::readers_never_see_partial_batches(&flawed(Flaw::VisibleMidBatch)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(
+    expected = "sequences_start_at_one: a commit of 1 facts expecting any head failed: journal commit outcome unknown"
+)]
+async fn written_but_reported_failed_is_caught() {
+    testing::run_all(&|| {
+        let journal = FaultyJournal::new(MemoryJournal::new());
+        journal.fault_commits_by_chance(1.0, 0, CommitFault::WrittenButReportedFailed);
+        journal
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "journal storage failed: injected fault")]
+async fn refused_commits_are_caught() {
+    testing::run_all(&|| {
+        let journal = FaultyJournal::new(MemoryJournal::new());
+        journal.fail_nth_commit(2);
+        journal
+    })
+    .await;
+}
