@@ -112,14 +112,39 @@ fn per_op(mut f: impl FnMut(), ops: u32) -> f64 {
     t.elapsed().as_nanos() as f64 / f64::from(ops)
 }
 
+/// The memory-latency floor: one random lookup in a hash map of `n` session-sized entries,
+/// the least any index over `n` sessions must pay per operation.
+fn probe_floor(n: usize) -> f64 {
+    let map: std::collections::HashMap<SessionId, [u8; 24], foldhash::fast::FixedState> =
+        (0..n).map(|i| (session(i), [i as u8; 24])).collect();
+    let mut cursor = 0x9e37_79b9u64;
+    let mut acc = 0u64;
+    let ns = per_op(
+        || {
+            cursor = cursor.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let i = (cursor >> 33) as usize % n;
+            acc = acc.wrapping_add(u64::from(map.get(&session(i)).map_or(0, |v| v[0])));
+        },
+        400_000,
+    );
+    black_box(acc);
+    ns
+}
+
 fn summary() {
     println!("\n== delegate: same-run ratios ==");
     let mut base = None;
     for n in SIZES {
         let mut fx = Fixture::new(n);
         let ns = per_op(|| fx.delegate_once(), 400_000);
+        drop(fx);
+        let probe = probe_floor(n);
         let b = *base.get_or_insert(ns);
-        println!("indexed  {n:>9} sessions: {ns:>8.0} ns/delegation  ({:.2}x the 1e3 cost)", ns / b);
+        println!(
+            "indexed  {n:>9} sessions: {ns:>8.0} ns/delegation  ({:.2}x the 1e3 cost; {:.1}x one random probe of a {n}-entry map, {probe:.0} ns)",
+            ns / b,
+            ns / probe
+        );
     }
     let mut fx = Fixture::new(SIZES[0]);
     let naive = per_op(|| fx.naive_delegate_once(), 2_000);

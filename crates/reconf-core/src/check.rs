@@ -129,6 +129,17 @@ impl<'s> Checker<'s> {
         Ok(v)
     }
 
+    /// A session's owner generation as the earlier commands of the batch leave it: the
+    /// current one while open, the last one once closed.
+    pub fn generation(&self, session: &SessionId) -> Option<u64> {
+        self.last_generation(session)
+    }
+
+    /// The active holder of a session as the earlier commands of the batch leave it.
+    pub fn holder(&self, session: &SessionId) -> Option<AuthorityId> {
+        self.view(session).map(|v| v.holder)
+    }
+
     /// Checks the next command of the batch. On success the overlay records its effect so
     /// later commands see it; on error nothing changes.
     pub fn check(&mut self, command: &Command) -> Result<Fact, CommandError> {

@@ -1,0 +1,203 @@
+//! Building and opening a manager.
+
+use std::sync::Arc;
+
+use reconf_core::ComposedBundle;
+use reconf_effects::capability::{CapabilityEffects, StaticCapabilities};
+use reconf_effects::memory::MemoryJournal;
+use reconf_effects::time::{PhysicalTimeEffects, SystemClock};
+use reconf_effects::JournalEffects;
+use tokio::sync::mpsc;
+
+use crate::actor::Actor;
+use crate::error::ManagerError;
+use crate::events;
+use crate::manager::ReconfigurationManager;
+use crate::recovery::recover;
+use crate::shared::Shared;
+
+/// Default mailbox capacity.
+pub const DEFAULT_MAILBOX_CAPACITY: usize = 32;
+/// Default number of records between snapshots.
+pub const DEFAULT_SNAPSHOT_INTERVAL: u64 = 100_000;
+
+/// Configures and opens a [`ReconfigurationManager`].
+///
+/// Defaults: system clock, every capability admitted, mailbox of
+/// [`DEFAULT_MAILBOX_CAPACITY`], a snapshot every [`DEFAULT_SNAPSHOT_INTERVAL`] records,
+/// and the linked manifests registered at open. A journal must be chosen.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), reconf_runtime::ManagerError> {
+/// use reconf_effects::time::SimulatedClock;
+/// use reconf_runtime::ManagerBuilder;
+/// let manager = ManagerBuilder::new()
+///     .memory_journal()
+///     .clock(SimulatedClock::new(1_700_000_000_000))
+///     .mailbox_capacity(64)
+///     .snapshot_interval(Some(10_000))
+///     .open()
+///     .await?;
+/// assert_eq!(manager.stats().mailbox_capacity, 64);
+/// # Ok(()) }
+/// ```
+pub struct ManagerBuilder {
+    journal: Option<Arc<dyn JournalEffects>>,
+    clock: Arc<dyn PhysicalTimeEffects>,
+    capabilities: Arc<dyn CapabilityEffects>,
+    mailbox_capacity: usize,
+    snapshot_interval: Option<u64>,
+    manifests: Option<Vec<ComposedBundle>>,
+}
+
+impl Default for ManagerBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for ManagerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerBuilder")
+            .field("journal", &self.journal.is_some())
+            .field("mailbox_capacity", &self.mailbox_capacity)
+            .field("snapshot_interval", &self.snapshot_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManagerBuilder {
+    /// A builder with the defaults.
+    pub fn new() -> Self {
+        Self {
+            journal: None,
+            clock: Arc::new(SystemClock::new()),
+            capabilities: Arc::new(StaticCapabilities::full()),
+            mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
+            snapshot_interval: Some(DEFAULT_SNAPSHOT_INTERVAL),
+            manifests: None,
+        }
+    }
+
+    /// Uses any journal.
+    pub fn journal(mut self, journal: impl JournalEffects + 'static) -> Self {
+        self.journal = Some(Arc::new(journal));
+        self
+    }
+
+    /// Uses a shared journal.
+    pub fn journal_arc(mut self, journal: Arc<dyn JournalEffects>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Uses a fresh in-memory journal (nothing survives the process).
+    pub fn memory_journal(self) -> Self {
+        self.journal(MemoryJournal::new())
+    }
+
+    /// Opens (or creates) a RocksDB journal at `path` with default options.
+    #[cfg(feature = "rocksdb")]
+    pub fn rocksdb_journal(self, path: impl AsRef<std::path::Path>) -> Result<Self, ManagerError> {
+        let j = reconf_store_rocksdb::RocksJournal::open(
+            path.as_ref(),
+            reconf_store_rocksdb::RocksJournalOptions::default(),
+        )
+        .map_err(|e| {
+            ManagerError::Config(format!("opening the RocksDB journal at {}: {e}", path.as_ref().display()))
+        })?;
+        Ok(self.journal(j))
+    }
+
+    /// Uses a clock.
+    pub fn clock(mut self, clock: impl PhysicalTimeEffects + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Uses a capability policy.
+    pub fn capabilities(mut self, capabilities: impl CapabilityEffects + 'static) -> Self {
+        self.capabilities = Arc::new(capabilities);
+        self
+    }
+
+    /// Sets the mailbox capacity (at least 1).
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.mailbox_capacity = capacity;
+        self
+    }
+
+    /// Writes a snapshot every `n` records (`None`: never; `Some(0)` is refused).
+    pub fn snapshot_interval(mut self, n: Option<u64>) -> Self {
+        self.snapshot_interval = n;
+        self
+    }
+
+    /// Whether to register the manifest bundles linked into the binary at open (default:
+    /// yes).
+    pub fn register_manifests(mut self, yes: bool) -> Self {
+        self.manifests = if yes { None } else { Some(Vec::new()) };
+        self
+    }
+
+    /// Registers these bundles at open instead of the linked manifests.
+    pub fn manifest_bundles(mut self, bundles: Vec<ComposedBundle>) -> Self {
+        self.manifests = Some(bundles);
+        self
+    }
+
+    /// Recovers the state from the journal, starts the actor and registers the manifest
+    /// bundles that are not registered yet.
+    pub async fn open(self) -> Result<ReconfigurationManager, ManagerError> {
+        let journal = self.journal.ok_or_else(|| ManagerError::Config("no journal chosen".to_owned()))?;
+        if self.mailbox_capacity == 0 {
+            return Err(ManagerError::Config("mailbox capacity must be at least 1".to_owned()));
+        }
+        if self.snapshot_interval == Some(0) {
+            return Err(ManagerError::Config("snapshot interval must be at least 1 (or None)".to_owned()));
+        }
+        let (state, mut report) = recover(journal.as_ref()).await?;
+        let last_snapshot = report.snapshot_sequence.unwrap_or(0);
+        let shared = Arc::new(Shared { state: std::sync::RwLock::new(state), ..Shared::default() });
+        let (tx, rx) = mpsc::channel(self.mailbox_capacity);
+        let actor = Actor {
+            shared: Arc::clone(&shared),
+            journal,
+            clock: self.clock,
+            snapshot_interval: self.snapshot_interval,
+            last_snapshot,
+        };
+        tokio::spawn(actor.run(rx));
+        let manifests = match self.manifests {
+            Some(b) => b,
+            None => crate::manifests::linked_bundles()?,
+        };
+        let mut registered = Vec::new();
+        let manager_for_reg = ReconfigurationManager {
+            tx: tx.clone(),
+            shared: Arc::clone(&shared),
+            capabilities: Arc::clone(&self.capabilities),
+            recovery: Arc::default(),
+            mailbox_capacity: self.mailbox_capacity,
+        };
+        for b in manifests {
+            // Idempotent: a reopen finds them in the journal and registers nothing twice.
+            if manager_for_reg.bundle(&b.id).is_some() {
+                continue;
+            }
+            let id = b.id.clone();
+            manager_for_reg.register_bundle(b).await?;
+            tracing::info!(name: events::MANIFEST_REGISTERED, bundle = %id);
+            registered.push(id);
+        }
+        report.manifests_registered = registered;
+        Ok(ReconfigurationManager {
+            tx,
+            shared,
+            capabilities: self.capabilities,
+            recovery: Arc::new(report),
+            mailbox_capacity: self.mailbox_capacity,
+        })
+    }
+}

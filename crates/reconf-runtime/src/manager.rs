@@ -1,0 +1,294 @@
+//! The handle: a cheap, clonable front to the actor.
+
+use std::sync::Arc;
+
+use reconf_core::{
+    AuthorityId, BundleId, CoherenceReport, ComposedBundle, LinkBoundary, OwnerCapability, OwnerLabel,
+    OwnershipError, SessionFootprint, SessionId, SessionRecord, StateStats,
+};
+use reconf_effects::capability::{CapabilityEffects, RECONFIGURATION_SURFACES};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::actor::{Envelope, Op, Reply};
+use crate::error::ManagerError;
+use crate::recovery::RecoveryReport;
+use crate::request::{DelegationOutcome, DelegationRequest, HandoffOutcome, OwnedSession};
+use crate::shared::{read, ActorStats, Shared};
+
+/// A clonable handle to the reconfiguration manager. Every clone talks to the same actor;
+/// the actor stops when the last handle is dropped or [`shutdown`](Self::shutdown) is
+/// called.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), reconf_runtime::ManagerError> {
+/// use reconf_core::{AuthorityId, BundleId, ComposedBundle, SessionId};
+/// use reconf_runtime::{DelegationRequest, ManagerBuilder};
+///
+/// let manager = ManagerBuilder::new().memory_journal().register_manifests(false).open().await?;
+/// let bundle = BundleId::new("device_migration").unwrap();
+/// manager.register_bundle(ComposedBundle::new(bundle.clone())).await?;
+/// let (a, b) = (AuthorityId::from_label("a"), AuthorityId::from_label("b"));
+/// let s = SessionId::from_u128(1);
+/// manager.open_session(s, a, Some(bundle.clone())).await?;
+/// let out = manager.delegate_session(DelegationRequest::new(s, a, b, bundle)).await?;
+/// assert_eq!(out.receipt.to, b);
+/// assert!(manager.verify_coherence().await.is_coherent());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ReconfigurationManager {
+    pub(crate) tx: mpsc::Sender<Envelope>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) capabilities: Arc<dyn CapabilityEffects>,
+    pub(crate) recovery: Arc<RecoveryReport>,
+    pub(crate) mailbox_capacity: usize,
+}
+
+impl std::fmt::Debug for ReconfigurationManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconfigurationManager")
+            .field("mailbox_capacity", &self.mailbox_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts of the state and of the actor's work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagerStats {
+    /// The core state.
+    pub state: StateStats,
+    /// Sessions with a live owner.
+    pub live_sessions: u64,
+    /// The actor's counters.
+    pub actor: ActorStats,
+    /// Mailbox capacity.
+    pub mailbox_capacity: usize,
+    /// Approximate bytes held by the session indexes.
+    pub index_bytes: u64,
+}
+
+impl ReconfigurationManager {
+    pub(crate) async fn call(&self, op: Op) -> Result<Reply, ManagerError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Envelope { op, reply }).await.map_err(|_| ManagerError::Stopped)?;
+        rx.await.map_err(|_| ManagerError::Stopped)?
+    }
+
+    fn gate(&self, operation: &'static str) -> Result<(), ManagerError> {
+        self.capabilities.require(RECONFIGURATION_SURFACES).map_err(|source| {
+            ManagerError::MissingCapability {
+                operation,
+                required: RECONFIGURATION_SURFACES.iter().map(|s| (*s).to_owned()).collect(),
+                source,
+            }
+        })
+    }
+
+    fn unexpected(reply: Reply) -> ManagerError {
+        ManagerError::Config(format!("unexpected actor reply {reply:?}"))
+    }
+
+    /// Registers a bundle.
+    pub async fn register_bundle(&self, bundle: ComposedBundle) -> Result<ComposedBundle, ManagerError> {
+        match self.call(Op::Register(bundle)).await? {
+            Reply::Bundle(b) => Ok(b),
+            other => Err(Self::unexpected(other)),
+        }
+    }
+
+    /// A registered bundle.
+    pub fn bundle(&self, id: &BundleId) -> Option<ComposedBundle> {
+        read(&self.shared.state).bundle(id).cloned()
+    }
+
+    /// Every registered bundle, sorted by id.
+    pub fn bundles(&self) -> Vec<ComposedBundle> {
+        read(&self.shared.state).bundles().cloned().collect()
+    }
+
+    /// Links two bundles into a new one. Requires the reconfiguration surfaces.
+    pub async fn link_bundles(
+        &self,
+        left: BundleId,
+        right: BundleId,
+        linked: BundleId,
+    ) -> Result<ComposedBundle, ManagerError> {
+        self.gate("link_bundles")?;
+        match self.call(Op::Link { left, right, linked }).await? {
+            Reply::Bundle(b) => Ok(b),
+            other => Err(Self::unexpected(other)),
+        }
+    }
+
+    /// An authority's footprint.
+    pub fn footprint(&self, authority: &AuthorityId) -> SessionFootprint {
+        read(&self.shared.state).footprint(authority)
+    }
+
+    /// A session's record.
+    pub fn session(&self, session: &SessionId) -> Option<SessionRecord> {
+        read(&self.shared.state).session(session)
+    }
+
+    /// Opens a native session held by `authority`; returns its owner generation.
+    pub async fn open_session(
+        &self,
+        session: SessionId,
+        authority: AuthorityId,
+        bundle: Option<BundleId>,
+    ) -> Result<u64, ManagerError> {
+        match self.call(Op::Open { session, authority, bundle }).await? {
+            Reply::Opened { generation } => Ok(generation),
+            other => Err(Self::unexpected(other)),
+        }
+    }
+
+    /// Delegates a session from its active holder. Requires the reconfiguration surfaces;
+    /// the fact is durable before this returns.
+    pub async fn delegate_session(
+        &self,
+        request: DelegationRequest,
+    ) -> Result<DelegationOutcome, ManagerError> {
+        if let Err(e) = self.gate("delegate_session") {
+            tracing::info!(name: crate::events::DELEGATION_REJECTED, session = %request.session, error = %e);
+            return Err(e);
+        }
+        match self.call(Op::Delegate(request)).await? {
+            Reply::Delegated(o) => Ok(*o),
+            other => Err(Self::unexpected(other)),
+        }
+    }
+
+    /// Makes `owner` the live owner of an open session, with the boundary's scope.
+    pub async fn attach_owner(
+        &self,
+        session: SessionId,
+        owner: OwnerLabel,
+        boundary: LinkBoundary,
+    ) -> Result<OwnedSession, ManagerError> {
+        match self.call(Op::Attach { session, owner, boundary }).await? {
+            Reply::Attached(o) => Ok(o),
+            other => Err(Self::unexpected(other)),
+        }
+    }
+
+    /// Hands a live session to `to_owner` together with the delegation, in two phases:
+    /// stage the new owner (the current one stays valid), persist the delegation, commit
+    /// the owner change. On any failure the stage is aborted and `handle` is exactly as
+    /// valid as before.
+    pub async fn delegate_active_session(
+        &self,
+        handle: &OwnedSession,
+        request: DelegationRequest,
+        to_owner: OwnerLabel,
+    ) -> Result<HandoffOutcome, ManagerError> {
+        if let Err(e) = self.gate("delegate_active_session") {
+            tracing::info!(name: crate::events::DELEGATION_REJECTED, session = %request.session, error = %e);
+            return Err(e);
+        }
+        match self.call(Op::Handoff { request, handle: handle.clone(), to_owner }).await? {
+            Reply::HandedOff(o) => Ok(*o),
+            other => Err(Self::unexpected(other)),
+        }
+    }
+
+    /// Ingress check: rejects a stale owner, a capability of another session, and a
+    /// boundary outside the capability's scope.
+    pub fn check_ingress(
+        &self,
+        capability: &OwnerCapability,
+        boundary: &LinkBoundary,
+    ) -> Result<(), OwnershipError> {
+        read(&self.shared.live).check_ingress(capability, boundary)
+    }
+
+    /// Ingress check for one fragment of `session`.
+    pub fn check_fragment(
+        &self,
+        session: SessionId,
+        capability: &OwnerCapability,
+        fragment: &str,
+    ) -> Result<(), OwnershipError> {
+        read(&self.shared.live).check_fragment(session, capability, fragment)
+    }
+
+    /// The live owner of a session.
+    pub fn live_owner(&self, session: &SessionId) -> Option<OwnedSession> {
+        read(&self.shared.live).owner(session).map(|l| OwnedSession {
+            owner: l.owner.clone(),
+            capability: l.capability.clone(),
+            boundary: l.boundary.clone(),
+        })
+    }
+
+    /// The owner of one fragment of a live session.
+    pub fn fragment_owner(&self, session: SessionId, fragment: &str) -> Option<OwnerLabel> {
+        read(&self.shared.live).fragment_owner(session, fragment).cloned()
+    }
+
+    /// Closes a session held by `authority` (its live owner, if any, is detached).
+    pub async fn close_session(
+        &self,
+        session: SessionId,
+        authority: AuthorityId,
+    ) -> Result<(), ManagerError> {
+        match self.call(Op::Close { session, authority }).await? {
+            Reply::Unit => Ok(()),
+            other => Err(Self::unexpected(other)),
+        }
+    }
+
+    /// Full coherence audit of the published state.
+    pub async fn verify_coherence(&self) -> CoherenceReport {
+        let report = read(&self.shared.state).verify_coherence();
+        for v in &report.violations {
+            tracing::error!(name: crate::events::COHERENCE_VIOLATION, session = %v.session(), violation = %v);
+        }
+        report
+    }
+
+    /// Counts.
+    pub fn stats(&self) -> ManagerStats {
+        let (state, index_bytes) = {
+            let s = read(&self.shared.state);
+            (s.stats(), s.approx_index_bytes() as u64)
+        };
+        let sh = &self.shared;
+        ManagerStats {
+            state,
+            live_sessions: read(&sh.live).len() as u64,
+            actor: ActorStats {
+                batches: Shared::load(&sh.batches),
+                commits: Shared::load(&sh.commits),
+                facts: Shared::load(&sh.facts),
+                rejected: Shared::load(&sh.rejected),
+                failed_batches: Shared::load(&sh.failed_batches),
+                conflicts: Shared::load(&sh.conflicts),
+                snapshots: Shared::load(&sh.snapshots),
+            },
+            mailbox_capacity: self.mailbox_capacity,
+            index_bytes,
+        }
+    }
+
+    /// What recovery found when this manager opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Runs `f` with read access to the published state (between batches).
+    pub fn with_state<R>(&self, f: impl FnOnce(&reconf_core::State) -> R) -> R {
+        f(&read(&self.shared.state))
+    }
+
+    /// Stops the actor after the commands already queued, and closes the journal. Other
+    /// handles get [`ManagerError::Stopped`] afterwards.
+    pub async fn shutdown(&self) -> Result<(), ManagerError> {
+        match self.call(Op::Shutdown).await {
+            Ok(_) | Err(ManagerError::Stopped) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

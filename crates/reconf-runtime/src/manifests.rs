@@ -1,0 +1,11 @@
+//! The manifest bundles linked into this binary.
+
+use reconf_core::ComposedBundle;
+
+use crate::error::ManagerError;
+
+/// The bundles of every manifest in the link-time registry, grouped by bundle id and
+/// sorted, or the registry's error (a duplicate protocol id, an invalid bundle id).
+pub(crate) fn linked_bundles() -> Result<Vec<ComposedBundle>, ManagerError> {
+    reconf_manifests::registered_bundles().map_err(ManagerError::Manifests)
+}

@@ -1,0 +1,64 @@
+//! State shared between the actor and the handles: the published core state, the live
+//! owners, and counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use reconf_core::{LiveSessions, State};
+use serde::{Deserialize, Serialize};
+
+/// A lock guard that survives poisoning: a panic elsewhere must not make the state
+/// unreadable, and the actor only mutates it in whole batches.
+pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The actor writes these; handles read them.
+///
+/// The state is published by applying each durable batch under one write-lock hold, so a
+/// reader sees it before or after a batch, never inside one.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) state: RwLock<State>,
+    pub(crate) live: RwLock<LiveSessions>,
+    pub(crate) batches: AtomicU64,
+    pub(crate) commits: AtomicU64,
+    pub(crate) facts: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) failed_batches: AtomicU64,
+    pub(crate) conflicts: AtomicU64,
+    pub(crate) snapshots: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn bump(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn load(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters of the manager's work since it opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorStats {
+    /// Batches processed.
+    pub batches: u64,
+    /// Journal commits that succeeded.
+    pub commits: u64,
+    /// Facts written.
+    pub facts: u64,
+    /// Commands refused (rules, capabilities, boundaries, journal failures).
+    pub rejected: u64,
+    /// Batches whose journal commit failed.
+    pub failed_batches: u64,
+    /// Journal head conflicts resolved by catching up.
+    pub conflicts: u64,
+    /// Snapshots written.
+    pub snapshots: u64,
+}

@@ -1,0 +1,423 @@
+//! Scenario tests of the manager on the memory journal: every error, the live handoff
+//! chain, rollbacks, races and restart.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use reconf_core::*;
+use reconf_effects::capability::StaticCapabilities;
+use reconf_effects::time::SimulatedClock;
+use reconf_effects::{FaultyJournal, JournalEffects, MemoryJournal};
+use reconf_runtime::*;
+
+fn a(l: &str) -> AuthorityId {
+    AuthorityId::from_label(l)
+}
+fn s(n: u128) -> SessionId {
+    SessionId::from_u128(n)
+}
+fn bid(x: &str) -> BundleId {
+    BundleId::new(x).unwrap()
+}
+fn owner(l: &str) -> OwnerLabel {
+    OwnerLabel::new(l).unwrap()
+}
+
+struct Rig {
+    m: ReconfigurationManager,
+    journal: Arc<FaultyJournal<MemoryJournal>>,
+    clock: SimulatedClock,
+}
+
+async fn rig_with(caps: StaticCapabilities) -> Rig {
+    let journal = Arc::new(FaultyJournal::new(MemoryJournal::new()));
+    let clock = SimulatedClock::new(1_700_000_000_000);
+    let m = ManagerBuilder::new()
+        .journal_arc(journal.clone())
+        .clock(clock.clone())
+        .capabilities(caps)
+        .register_manifests(false)
+        .open()
+        .await
+        .unwrap();
+    m.register_bundle(ComposedBundle::new(bid("x")).with_export("x.i").with_import("x.i")).await.unwrap();
+    Rig { m, journal, clock }
+}
+
+async fn rig() -> Rig {
+    rig_with(StaticCapabilities::full()).await
+}
+
+async fn journal_len(j: &dyn JournalEffects) -> u64 {
+    j.head().await.unwrap().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn delegation_returns_receipt_and_witness() {
+    let r = rig().await;
+    r.m.open_session(s(1), a("a"), Some(bid("x"))).await.unwrap();
+    let out = r.m.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("x"))).await.unwrap();
+    assert_eq!((out.receipt.from, out.receipt.to, out.receipt.generation), (a("a"), a("b"), 2));
+    assert_eq!(out.receipt.at_ms, 1_700_000_000_000);
+    assert_eq!(out.witness.context, a("a").default_context());
+    assert_eq!(out.witness.boundary, LinkBoundary::for_bundle(&bid("x")));
+    assert_eq!(out.witness.moved_fragments, vec!["bundle:x".to_owned()]);
+    assert_eq!(out.witness.coherence, CheckedCoherence::Coherent);
+    assert_eq!(out.witness.sequence, journal_len(r.journal.as_ref()).await);
+    assert!(r.m.footprint(&a("b")).delegated_in.contains(&s(1)));
+}
+
+#[tokio::test]
+async fn every_rule_error_is_typed() {
+    let r = rig().await;
+    r.m.open_session(s(1), a("a"), None).await.unwrap();
+    assert!(matches!(
+        r.m.register_bundle(ComposedBundle::new(bid("x"))).await,
+        Err(ManagerError::RegisterBundle(CommandError::BundleAlreadyRegistered { .. }))
+    ));
+    assert!(matches!(
+        r.m.link_bundles(bid("x"), bid("nope"), bid("y")).await,
+        Err(ManagerError::LinkBundles(CommandError::UnknownBundle { .. }))
+    ));
+    assert!(matches!(
+        r.m.open_session(s(1), a("b"), None).await,
+        Err(ManagerError::OpenSession(CommandError::SessionAlreadyHeld { .. }))
+    ));
+    assert!(matches!(
+        r.m.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("nope"))).await,
+        Err(ManagerError::BundleNotRegistered { .. })
+    ));
+    let req = DelegationRequest::new(s(1), a("a"), a("b"), bid("x"));
+    r.m.register_bundle(ComposedBundle::new(bid("other"))).await.unwrap();
+    assert!(matches!(
+        r.m.delegate_session(req.clone().with_boundary(LinkBoundary::for_bundle(&bid("other")))).await,
+        Err(ManagerError::InvalidLinkBoundary(BoundaryError::BundleMismatch { .. }))
+    ));
+    let wide = LinkBoundary { bundle: bid("x"), scope: CapabilityScope::WholeSession };
+    assert!(matches!(
+        r.m.delegate_session(req.clone().with_boundary(wide)).await,
+        Err(ManagerError::InvalidLinkBoundary(BoundaryError::ScopeMismatch { .. }))
+    ));
+    assert!(matches!(
+        r.m.delegate_session(DelegationRequest::new(s(1), a("c"), a("b"), bid("x"))).await,
+        Err(ManagerError::DelegateSession(CommandError::NotActiveHolder { .. }))
+    ));
+    assert!(matches!(
+        r.m.close_session(s(1), a("c")).await,
+        Err(ManagerError::CloseSession(CommandError::NotActiveHolder { .. }))
+    ));
+    r.clock.fail_next(1);
+    assert!(matches!(r.m.delegate_session(req.clone()).await, Err(ManagerError::DelegationTimestamp(_))));
+    r.journal.fail_nth_commit(1);
+    assert!(matches!(
+        r.m.delegate_session(req.clone()).await,
+        Err(ManagerError::Persist { operation: "delegation", .. })
+    ));
+    // After all those refusals the session is where it was, and the next try works.
+    assert_eq!(r.m.session(&s(1)).unwrap().holder, a("a"));
+    r.m.delegate_session(req).await.unwrap();
+    assert!(r.m.verify_coherence().await.is_coherent());
+}
+
+#[tokio::test]
+async fn capabilities_fail_closed_before_anything_is_done() {
+    let r = rig_with(StaticCapabilities::from_pairs([("reconfiguration", false)])).await;
+    r.m.open_session(s(1), a("a"), None).await.unwrap();
+    let head = journal_len(r.journal.as_ref()).await;
+    let err = r.m.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("x"))).await.unwrap_err();
+    match &err {
+        ManagerError::MissingCapability { operation, required, .. } => {
+            assert_eq!(*operation, "delegate_session");
+            assert_eq!(required.len(), 3);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("delegate_session"), "{err}");
+    assert!(matches!(
+        r.m.link_bundles(bid("x"), bid("x"), bid("y")).await,
+        Err(ManagerError::MissingCapability { operation: "link_bundles", .. })
+    ));
+    assert_eq!(journal_len(r.journal.as_ref()).await, head, "nothing was written");
+    assert_eq!(r.m.session(&s(1)).unwrap().holder, a("a"));
+}
+
+async fn live(r: &Rig, n: u128, who: &str, label: &str) -> OwnedSession {
+    r.m.open_session(s(n), a(who), Some(bid("x"))).await.unwrap();
+    r.m.attach_owner(s(n), owner(label), LinkBoundary::for_bundle(&bid("x"))).await.unwrap()
+}
+
+#[tokio::test]
+async fn handoff_chain_a_b_c_a_makes_every_old_handle_stale() {
+    let r = rig().await;
+    let boundary = LinkBoundary::for_bundle(&bid("x"));
+    let mut handle = live(&r, 1, "a", "owner-a").await;
+    let mut stale: Vec<OwnedSession> = Vec::new();
+    let hops = [("a", "b", "owner-b"), ("b", "c", "owner-c"), ("c", "a", "owner-a2")];
+    for (i, (from, to, label)) in hops.iter().enumerate() {
+        assert!(r.m.check_ingress(&handle.capability, &boundary).is_ok());
+        let out =
+            r.m.delegate_active_session(
+                &handle,
+                DelegationRequest::new(s(1), a(from), a(to), bid("x")),
+                owner(label),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.ownership.from_generation + 1, out.ownership.to_generation);
+        assert_eq!(out.ownership.to_generation, 2 + i as u64);
+        assert_eq!(out.owned.capability.generation, out.delegation.receipt.generation);
+        assert_eq!(r.m.fragment_owner(s(1), "bundle:x").unwrap(), owner(label));
+        stale.push(handle);
+        handle = out.owned;
+        for old in &stale {
+            assert!(matches!(
+                r.m.check_ingress(&old.capability, &boundary),
+                Err(OwnershipError::StaleOwner { .. })
+            ));
+            // A stale handle cannot hand the session off either.
+            let err =
+                r.m.delegate_active_session(
+                    old,
+                    DelegationRequest::new(s(1), a(to), a(from), bid("x")),
+                    owner("thief"),
+                )
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ManagerError::OwnerTransfer(OwnershipError::StaleOwner { .. })), "{err:?}");
+        }
+    }
+    assert_eq!(r.m.session(&s(1)).unwrap().holder, a("a"));
+    assert!(r.m.verify_coherence().await.is_coherent());
+}
+
+#[tokio::test]
+async fn ingress_rejects_other_sessions_and_boundaries_outside_scope() {
+    let r = rig().await;
+    let h1 = live(&r, 1, "a", "o1").await;
+    let _h2 = live(&r, 2, "a", "o2").await;
+    assert!(matches!(
+        r.m.check_fragment(s(2), &h1.capability, "bundle:x"),
+        Err(OwnershipError::WrongSession { .. })
+    ));
+    let outside = LinkBoundary { bundle: bid("x"), scope: CapabilityScope::WholeSession };
+    assert!(matches!(r.m.check_ingress(&h1.capability, &outside), Err(OwnershipError::OutsideScope { .. })));
+    // A fragment-scoped owner cannot hand off more than it holds.
+    let err =
+        r.m.delegate_active_session(
+            &h1,
+            DelegationRequest::new(s(1), a("a"), a("b"), bid("x"))
+                .with_scope(CapabilityScope::WholeSession)
+                .with_boundary(outside),
+            owner("o3"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ManagerError::OwnerTransfer(OwnershipError::ScopeWidening { .. })), "{err:?}");
+    let err =
+        r.m.delegate_active_session(&h1, DelegationRequest::new(s(2), a("a"), a("b"), bid("x")), owner("o3"))
+            .await
+            .unwrap_err();
+    assert!(matches!(err, ManagerError::SessionMismatch { .. }));
+}
+
+/// Everything a failed handoff must leave exactly as it was.
+fn snapshot(r: &Rig, n: u128) -> (SessionRecord, OwnedSession, Vec<Option<OwnerLabel>>, SessionFootprint) {
+    (
+        r.m.session(&s(n)).unwrap(),
+        r.m.live_owner(&s(n)).unwrap(),
+        vec![r.m.fragment_owner(s(n), "bundle:x")],
+        r.m.footprint(&a("a")),
+    )
+}
+
+#[tokio::test]
+async fn failed_handoffs_roll_back_exactly() {
+    let r = rig().await;
+    let h = live(&r, 1, "a", "o1").await;
+    let req = DelegationRequest::new(s(1), a("a"), a("b"), bid("x"));
+    let before = snapshot(&r, 1);
+
+    r.journal.fail_nth_commit(1);
+    let err = r.m.delegate_active_session(&h, req.clone(), owner("o2")).await.unwrap_err();
+    assert!(
+        matches!(err, ManagerError::Reconfiguration(ref e) if matches!(**e, ManagerError::Persist { .. })),
+        "{err:?}"
+    );
+    assert_eq!(snapshot(&r, 1), before, "journal failure");
+
+    r.clock.fail_next(1);
+    let err = r.m.delegate_active_session(&h, req.clone(), owner("o2")).await.unwrap_err();
+    assert!(matches!(err, ManagerError::DelegationTimestamp(_)), "{err:?}");
+    assert_eq!(snapshot(&r, 1), before, "clock failure");
+
+    let err =
+        r.m.delegate_active_session(&h, DelegationRequest::new(s(1), a("a"), a("a"), bid("x")), owner("o2"))
+            .await
+            .unwrap_err();
+    assert!(matches!(err, ManagerError::Reconfiguration(_)), "{err:?}");
+    assert_eq!(snapshot(&r, 1), before, "core refusal");
+    assert!(r.m.check_ingress(&h.capability, &LinkBoundary::for_bundle(&bid("x"))).is_ok());
+
+    let denied = rig_with(StaticCapabilities::full().deny_reconfiguration()).await;
+    let hd = live(&denied, 1, "a", "o1").await;
+    let before = snapshot(&denied, 1);
+    let err = denied.m.delegate_active_session(&hd, req.clone(), owner("o2")).await.unwrap_err();
+    assert!(matches!(err, ManagerError::MissingCapability { operation: "delegate_active_session", .. }));
+    assert_eq!(snapshot(&denied, 1), before, "capability denied");
+
+    // And it still works afterwards.
+    r.m.delegate_active_session(&h, req, owner("o2")).await.unwrap();
+}
+
+#[tokio::test]
+async fn ambiguous_commit_is_reported_and_the_state_catches_up() {
+    let r = rig().await;
+    r.m.open_session(s(1), a("a"), None).await.unwrap();
+    r.journal.ambiguous_nth_commit(1);
+    let err = r.m.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("x"))).await.unwrap_err();
+    assert!(matches!(err, ManagerError::Persist { .. }));
+    // The write landed: the manager must follow the journal, not its own guess.
+    let replayed = {
+        let recs = r.journal.read(1, 1000).await.unwrap();
+        State::replay(recs.iter().map(|r| (r.sequence, &r.fact)))
+    };
+    r.m.with_state(|st| assert_eq!(st, &replayed));
+    assert_eq!(r.m.session(&s(1)).unwrap().holder, a("b"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_delegations_keep_one_holder_and_journal_each_success_once() {
+    let r = rig().await;
+    const SESSIONS: u128 = 8;
+    const TASKS: usize = 64;
+    let authorities: Vec<AuthorityId> = (0..8).map(|i| a(&format!("auth-{i}"))).collect();
+    for n in 0..SESSIONS {
+        r.m.open_session(s(n), authorities[0], Some(bid("x"))).await.unwrap();
+    }
+    let head_before = journal_len(r.journal.as_ref()).await;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let m = r.m.clone();
+        let auths = authorities.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut wins = Vec::new();
+            for round in 0..20u128 {
+                let session = s((t as u128 + round) % SESSIONS);
+                // Everyone guesses a holder; only the true one succeeds.
+                let from = m.session(&session).map(|r| r.holder).unwrap_or(auths[0]);
+                let to = auths[(t + round as usize) % auths.len()];
+                if from == to {
+                    continue;
+                }
+                if let Ok(out) = m.delegate_session(DelegationRequest::new(session, from, to, bid("x"))).await
+                {
+                    wins.push(out.receipt.sequence);
+                }
+                // One holder per session at every moment anyone looks.
+                m.with_state(|st| {
+                    let holders: usize = auths
+                        .iter()
+                        .filter(|x| {
+                            st.footprint(x).native.contains(&session)
+                                || st.footprint(x).delegated_in.contains(&session)
+                        })
+                        .count();
+                    assert_eq!(holders, 1);
+                });
+            }
+            wins
+        }));
+    }
+    let mut wins = Vec::new();
+    for t in tasks {
+        wins.extend(t.await.unwrap());
+    }
+    let records = r.journal.read(head_before + 1, 1_000_000).await.unwrap();
+    let delegations: Vec<u64> = records
+        .iter()
+        .filter(|rec| matches!(rec.fact.change, Change::SessionDelegated(_)))
+        .map(|rec| rec.sequence)
+        .collect();
+    let unique: BTreeSet<u64> = wins.iter().copied().collect();
+    assert_eq!(unique.len(), wins.len(), "two callers acknowledged with the same sequence");
+    assert_eq!(unique, delegations.iter().copied().collect(), "every success is journaled exactly once");
+    assert!(!wins.is_empty());
+    assert!(r.m.verify_coherence().await.is_coherent());
+    assert!(r.m.stats().actor.batches < r.m.stats().actor.facts, "commands were batched");
+}
+
+#[tokio::test]
+async fn restart_rebuilds_identical_state_from_journal_and_snapshot() {
+    let journal = Arc::new(MemoryJournal::new());
+    let open = |snap: Option<u64>| {
+        let j: Arc<dyn JournalEffects> = journal.clone();
+        async move {
+            ManagerBuilder::new()
+                .journal_arc(j)
+                .register_manifests(false)
+                .snapshot_interval(snap)
+                .open()
+                .await
+                .unwrap()
+        }
+    };
+    let m = open(Some(10)).await;
+    m.register_bundle(ComposedBundle::new(bid("p")).with_export("i")).await.unwrap();
+    m.register_bundle(ComposedBundle::new(bid("q")).with_import("i")).await.unwrap();
+    m.link_bundles(bid("p"), bid("q"), bid("pq")).await.unwrap();
+    for n in 0..25 {
+        m.open_session(s(n), a("a"), None).await.unwrap();
+        if n % 2 == 0 {
+            m.delegate_session(DelegationRequest::new(s(n), a("a"), a("b"), bid("pq"))).await.unwrap();
+        }
+    }
+    m.close_session(s(3), a("a")).await.unwrap();
+    let before = m.with_state(Clone::clone);
+    assert!(m.stats().actor.snapshots >= 1);
+    m.shutdown().await.unwrap();
+
+    let again = open(Some(10)).await;
+    let report = again.recovery_report().clone();
+    assert!(report.snapshot_sequence.is_some(), "{report:?}");
+    assert_eq!(report.head, before.head());
+    assert!(report.coherence.is_coherent());
+    again.with_state(|st| assert_eq!(st, &before));
+    for who in ["a", "b"] {
+        assert_eq!(again.footprint(&a(who)), before.footprint(&a(who)));
+    }
+    assert_eq!(again.bundles(), before.bundles().cloned().collect::<Vec<_>>());
+    again.with_state(|st| assert_eq!(st.links(), before.links()));
+    // Without snapshots the full replay gives the same state.
+    again.shutdown().await.unwrap();
+    let full = ManagerBuilder::new().journal(journal.fork()).register_manifests(false).open().await.unwrap();
+    full.with_state(|st| assert_eq!(st, &before));
+}
+
+#[tokio::test]
+async fn builder_rejects_bad_configuration() {
+    assert!(matches!(ManagerBuilder::new().open().await, Err(ManagerError::Config(_))));
+    assert!(matches!(
+        ManagerBuilder::new().memory_journal().mailbox_capacity(0).open().await,
+        Err(ManagerError::Config(_))
+    ));
+    assert!(matches!(
+        ManagerBuilder::new().memory_journal().snapshot_interval(Some(0)).open().await,
+        Err(ManagerError::Config(_))
+    ));
+}
+
+#[tokio::test]
+async fn closing_a_live_session_detaches_its_owner() {
+    let r = rig().await;
+    let h = live(&r, 1, "a", "o1").await;
+    r.m.close_session(s(1), a("a")).await.unwrap();
+    assert!(r.m.live_owner(&s(1)).is_none());
+    assert!(matches!(r.m.check_ingress(&h.capability, &h.boundary), Err(OwnershipError::NotLive { .. })));
+    // A plain delegation of a live session also invalidates the live owner.
+    let h = live(&r, 2, "a", "o1").await;
+    r.m.delegate_session(DelegationRequest::new(s(2), a("a"), a("b"), bid("x"))).await.unwrap();
+    assert!(r.m.check_ingress(&h.capability, &h.boundary).is_err());
+}
