@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::ComposedBundle;
 use crate::ids::{AuthorityId, BundleId, ContextId, SessionId};
 use crate::scope::CapabilityScope;
+use crate::upgrade::UpgradeFact;
 
 /// The fact schema version this build writes. Readers accept this version and older ones.
 pub const FACT_SCHEMA_VERSION: u16 = 1;
@@ -29,7 +30,7 @@ impl Fact {
         match &self.change {
             Change::SessionOpened { session, .. } | Change::SessionClosed { session, .. } => Some(*session),
             Change::SessionDelegated(d) => Some(d.session),
-            Change::BundleRegistered { .. } | Change::BundlesLinked { .. } => None,
+            Change::BundleRegistered { .. } | Change::BundlesLinked { .. } | Change::Upgrade(_) => None,
         }
     }
 
@@ -41,6 +42,7 @@ impl Fact {
             Change::SessionOpened { .. } => "session.opened",
             Change::SessionDelegated(_) => "session.delegated",
             Change::SessionClosed { .. } => "session.closed",
+            Change::Upgrade(u) => u.kind(),
         }
     }
 }
@@ -83,6 +85,8 @@ pub enum Change {
         /// The holder that closed it.
         authority: AuthorityId,
     },
+    /// A staged-upgrade event: membership seeded, a phase recorded, a snapshot restored.
+    Upgrade(UpgradeFact),
 }
 
 /// The content of a delegation fact.

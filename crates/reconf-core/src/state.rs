@@ -14,6 +14,7 @@ use crate::fact::{Change, DelegationFact, Fact};
 use crate::footprint::{FastMap, FootprintIndex, FootprintSummary, SessionClass, SessionFootprint};
 use crate::ids::{AuthorityId, BundleId, SessionId};
 use crate::receipt::DelegationReceipt;
+use crate::upgrade::{UpgradeApplied, UpgradeBook};
 
 /// Interned index of an authority (1-based so `Option<Ix>` costs nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,6 +96,8 @@ pub enum Applied {
         /// The session.
         session: SessionId,
     },
+    /// An upgrade fact was applied to the upgrade book.
+    Upgrade(UpgradeApplied),
 }
 
 /// Counts for dashboards.
@@ -132,6 +135,7 @@ pub struct State {
     authority_ix: FastMap<AuthorityId, Ix>,
     bundle_names: Vec<BundleId>,
     bundle_ix: FastMap<BundleId, Ix>,
+    upgrades: UpgradeBook,
 }
 
 fn intern<K: Clone + Eq + std::hash::Hash>(
@@ -167,6 +171,11 @@ impl State {
     /// All bundles, sorted by id.
     pub fn bundles(&self) -> impl Iterator<Item = &ComposedBundle> {
         self.bundles.values()
+    }
+
+    /// Every bundle's staged-upgrade state.
+    pub fn upgrades(&self) -> &UpgradeBook {
+        &self.upgrades
     }
 
     /// All links, by linked id.
@@ -336,6 +345,7 @@ impl State {
                 self.index(*session, r);
                 Applied::SessionOpened { session: *session, generation: *generation }
             }
+            Change::Upgrade(u) => Applied::Upgrade(self.upgrades.apply(u)),
             Change::SessionDelegated(d) => {
                 Applied::SessionDelegated(Box::new(self.apply_delegation(sequence, d)))
             }
@@ -502,13 +512,14 @@ impl State {
             bundle_names: self.bundle_names.clone(),
             sessions,
             retired,
+            upgrades: self.upgrades.clone(),
         }
     }
 
     /// Rebuilds a state from a snapshot. Interned indexes are validated; a snapshot that
     /// names an index it does not define is rejected.
     pub fn from_snapshot(snap: StateSnapshot) -> Result<Self, SnapshotError> {
-        let mut s = Self { head: snap.head, ..Self::default() };
+        let mut s = Self { head: snap.head, upgrades: snap.upgrades, ..Self::default() };
         for b in snap.bundles {
             s.bundles.insert(b.id.clone(), b);
         }
@@ -609,6 +620,8 @@ pub struct StateSnapshot {
     pub sessions: Vec<(SessionId, SnapshotRecord)>,
     /// Closed sessions' last generations, sorted.
     pub retired: Vec<(SessionId, u64)>,
+    /// Every bundle's staged-upgrade state.
+    pub upgrades: UpgradeBook,
 }
 
 /// A snapshot that cannot be turned back into a state.

@@ -31,12 +31,33 @@ pub(crate) const READ_PAGE: usize = 4096;
 
 pub(crate) enum Op {
     Register(ComposedBundle),
-    Link { left: reconf_core::BundleId, right: reconf_core::BundleId, linked: reconf_core::BundleId },
-    Open { session: SessionId, authority: reconf_core::AuthorityId, bundle: Option<reconf_core::BundleId> },
-    Close { session: SessionId, authority: reconf_core::AuthorityId },
+    Link {
+        left: reconf_core::BundleId,
+        right: reconf_core::BundleId,
+        linked: reconf_core::BundleId,
+    },
+    Open {
+        session: SessionId,
+        authority: reconf_core::AuthorityId,
+        bundle: Option<reconf_core::BundleId>,
+    },
+    Close {
+        session: SessionId,
+        authority: reconf_core::AuthorityId,
+    },
     Delegate(DelegationRequest),
-    Handoff { request: DelegationRequest, handle: OwnedSession, to_owner: OwnerLabel },
-    Attach { session: SessionId, owner: OwnerLabel, boundary: LinkBoundary },
+    Handoff {
+        request: DelegationRequest,
+        handle: OwnedSession,
+        to_owner: OwnerLabel,
+    },
+    Attach {
+        session: SessionId,
+        owner: OwnerLabel,
+        boundary: LinkBoundary,
+    },
+    #[cfg(feature = "upgrade-executor")]
+    Upgrade(crate::upgrade::UpgradeOp),
     Shutdown,
 }
 
@@ -44,10 +65,14 @@ pub(crate) enum Op {
 pub(crate) enum Reply {
     Unit,
     Bundle(ComposedBundle),
-    Opened { generation: u64 },
+    Opened {
+        generation: u64,
+    },
     Delegated(Box<DelegationOutcome>),
     HandedOff(Box<HandoffOutcome>),
     Attached(OwnedSession),
+    #[cfg(feature = "upgrade-executor")]
+    Upgrade(crate::upgrade::UpgradeReply),
 }
 
 pub(crate) struct Envelope {
@@ -127,6 +152,14 @@ impl Actor {
 
     async fn process(&mut self, batch: Vec<Envelope>) {
         Shared::bump(&self.shared.batches, 1);
+        #[cfg(feature = "upgrade-executor")]
+        let batch = {
+            let rest = self.process_upgrades(batch).await;
+            if rest.is_empty() {
+                return;
+            }
+            rest
+        };
         let mut attempt = 0;
         loop {
             let now = if Self::needs_time(&batch) { Some(self.clock.physical_time().await) } else { None };
@@ -341,6 +374,10 @@ impl Actor {
                         .map_err(ManagerError::OwnerTransfer),
                 };
                 Err(Plan::Done(result))
+            }
+            #[cfg(feature = "upgrade-executor")]
+            Op::Upgrade(_) => {
+                Err(refuse(ManagerError::Config("upgrade routed to the command path".to_owned())))
             }
             Op::Shutdown => Err(Plan::Done(Ok(Reply::Unit))),
         }

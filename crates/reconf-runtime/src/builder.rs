@@ -13,7 +13,7 @@ use crate::actor::Actor;
 use crate::error::ManagerError;
 use crate::events;
 use crate::manager::ReconfigurationManager;
-use crate::recovery::recover;
+use crate::recovery::{recover, resolve_interrupted_upgrades};
 use crate::shared::Shared;
 
 /// Default mailbox capacity.
@@ -49,6 +49,8 @@ pub struct ManagerBuilder {
     mailbox_capacity: usize,
     snapshot_interval: Option<u64>,
     manifests: Option<Vec<ComposedBundle>>,
+    #[cfg(feature = "upgrade-executor")]
+    upgrade_hook: Arc<dyn crate::upgrade::UpgradeStepHook>,
 }
 
 impl Default for ManagerBuilder {
@@ -77,6 +79,8 @@ impl ManagerBuilder {
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
             snapshot_interval: Some(DEFAULT_SNAPSHOT_INTERVAL),
             manifests: None,
+            #[cfg(feature = "upgrade-executor")]
+            upgrade_hook: Arc::new(crate::upgrade::NoStepWork),
         }
     }
 
@@ -147,6 +151,15 @@ impl ManagerBuilder {
         self
     }
 
+    /// Uses `hook` for the cutover work of each upgrade step (default: [`NoStepWork`]).
+    ///
+    /// [`NoStepWork`]: crate::NoStepWork
+    #[cfg(feature = "upgrade-executor")]
+    pub fn upgrade_hook(mut self, hook: impl crate::upgrade::UpgradeStepHook + 'static) -> Self {
+        self.upgrade_hook = Arc::new(hook);
+        self
+    }
+
     /// Recovers the state from the journal, starts the actor and registers the manifest
     /// bundles that are not registered yet.
     pub async fn open(self) -> Result<ReconfigurationManager, ManagerError> {
@@ -157,7 +170,9 @@ impl ManagerBuilder {
         if self.snapshot_interval == Some(0) {
             return Err(ManagerError::Config("snapshot interval must be at least 1 (or None)".to_owned()));
         }
-        let (state, mut report) = recover(journal.as_ref()).await?;
+        let (mut state, mut report) = recover(journal.as_ref()).await?;
+        report.upgrades_rolled_back = resolve_interrupted_upgrades(&mut state, journal.as_ref()).await?;
+        report.head = state.head();
         let last_snapshot = report.snapshot_sequence.unwrap_or(0);
         let shared = Arc::new(Shared { state: std::sync::RwLock::new(state), ..Shared::default() });
         let (tx, rx) = mpsc::channel(self.mailbox_capacity);
@@ -180,6 +195,8 @@ impl ManagerBuilder {
             capabilities: Arc::clone(&self.capabilities),
             recovery: Arc::default(),
             mailbox_capacity: self.mailbox_capacity,
+            #[cfg(feature = "upgrade-executor")]
+            upgrade_hook: Arc::clone(&self.upgrade_hook),
         };
         for b in manifests {
             // Idempotent: a reopen finds them in the journal and registers nothing twice.
@@ -198,6 +215,8 @@ impl ManagerBuilder {
             capabilities: self.capabilities,
             recovery: Arc::new(report),
             mailbox_capacity: self.mailbox_capacity,
+            #[cfg(feature = "upgrade-executor")]
+            upgrade_hook: self.upgrade_hook,
         })
     }
 }

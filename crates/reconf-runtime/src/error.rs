@@ -109,6 +109,24 @@ pub enum ManagerError {
     /// The journal could not be read.
     #[error("journal read: {0}")]
     Journal(#[source] JournalError),
+    /// An upgrade was refused before it started, or its plan was invalid (then its staged
+    /// and failed phases are journaled).
+    #[cfg(feature = "upgrade-executor")]
+    #[error("upgrade: {0}")]
+    Upgrade(#[source] reconf_core::upgrade::UpgradeError),
+    /// An upgrade ran and did not commit.
+    #[cfg(feature = "upgrade-executor")]
+    #[error("upgrade {upgrade} of bundle {bundle} ended {phase}: {reason}")]
+    UpgradeNotCommitted {
+        /// The bundle.
+        bundle: BundleId,
+        /// The upgrade id.
+        upgrade: String,
+        /// The final phase.
+        phase: String,
+        /// The recorded reason.
+        reason: String,
+    },
     /// The link-time manifest registry is inconsistent.
     #[error("manifest registry: {0}")]
     Manifests(#[source] reconf_manifests::RegistryError),

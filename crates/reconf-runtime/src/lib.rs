@@ -22,6 +22,8 @@ mod manifests;
 mod recovery;
 mod request;
 mod shared;
+#[cfg(feature = "upgrade-executor")]
+mod upgrade;
 
 pub use builder::{ManagerBuilder, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SNAPSHOT_INTERVAL};
 pub use error::{BoundaryError, ManagerError, RecoveryError};
@@ -31,3 +33,5 @@ pub use request::{
     CheckedCoherence, DelegationOutcome, DelegationRequest, DelegationWitness, HandoffOutcome, OwnedSession,
 };
 pub use shared::ActorStats;
+#[cfg(feature = "upgrade-executor")]
+pub use upgrade::{NoStepWork, UpgradeStepHook};

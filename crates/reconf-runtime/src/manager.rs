@@ -44,6 +44,8 @@ pub struct ReconfigurationManager {
     pub(crate) capabilities: Arc<dyn CapabilityEffects>,
     pub(crate) recovery: Arc<RecoveryReport>,
     pub(crate) mailbox_capacity: usize,
+    #[cfg(feature = "upgrade-executor")]
+    pub(crate) upgrade_hook: Arc<dyn crate::upgrade::UpgradeStepHook>,
 }
 
 impl std::fmt::Debug for ReconfigurationManager {
@@ -76,7 +78,7 @@ impl ReconfigurationManager {
         rx.await.map_err(|_| ManagerError::Stopped)?
     }
 
-    fn gate(&self, operation: &'static str) -> Result<(), ManagerError> {
+    pub(crate) fn gate(&self, operation: &'static str) -> Result<(), ManagerError> {
         self.capabilities.require(RECONFIGURATION_SURFACES).map_err(|source| {
             ManagerError::MissingCapability {
                 operation,

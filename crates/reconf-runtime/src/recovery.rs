@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use reconf_core::{BundleId, CoherenceReport, State};
-use reconf_effects::JournalEffects;
+use reconf_core::{BundleId, Change, CoherenceReport, Fact, State};
+use reconf_effects::{ExpectedHead, JournalEffects};
 use serde::{Deserialize, Serialize};
 
 use crate::actor::READ_PAGE;
@@ -77,4 +77,30 @@ pub(crate) async fn recover(journal: &dyn JournalEffects) -> Result<(State, Reco
         violations = report.coherence.violations.len()
     );
     Ok((state, report))
+}
+
+/// Records every upgrade left between phases as rolled back (or failed, for an invalid
+/// plan), as an uncommitted release is rolled back on restart; each resolution is journaled
+/// before it is applied. Runs whatever features are on: a journal written by a build with
+/// the upgrade executor must recover the same way under one without it. Returns
+/// `bundle/upgrade` names.
+pub(crate) async fn resolve_interrupted_upgrades(
+    state: &mut State,
+    journal: &dyn JournalEffects,
+) -> Result<Vec<String>, ManagerError> {
+    let mut resolved = Vec::new();
+    for fact in state.upgrades().recovery_facts() {
+        let name =
+            fact.artifact().map_or_else(String::new, |a| format!("{}/{}", fact.bundle(), a.upgrade_id));
+        let head = state.head();
+        let f = Fact::new(Change::Upgrade(fact));
+        let c = journal
+            .commit(vec![f.clone()], ExpectedHead::from_head((head > 0).then_some(head)))
+            .await
+            .map_err(|source| ManagerError::Persist { operation: "upgrade recovery", source })?;
+        state.apply(c.first, &f);
+        tracing::warn!(name: events::UPGRADE_ROLLED_BACK, upgrade = %name, recovered = true);
+        resolved.push(name);
+    }
+    Ok(resolved)
 }

@@ -346,7 +346,25 @@ async fn racing_delegations_keep_one_holder_and_journal_each_success_once() {
     assert_eq!(unique, delegations.iter().copied().collect(), "every success is journaled exactly once");
     assert!(!wins.is_empty());
     assert!(r.m.verify_coherence().await.is_coherent());
-    assert!(r.m.stats().actor.batches < r.m.stats().actor.facts, "commands were batched");
+}
+
+#[tokio::test]
+async fn waiting_commands_share_one_journal_commit() {
+    let r = rig().await;
+    let before = r.m.stats().actor;
+    let tasks: Vec<_> = (0..32u128)
+        .map(|n| {
+            let m = r.m.clone();
+            tokio::spawn(async move { m.open_session(s(1000 + n), a("a"), None).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let after = r.m.stats().actor;
+    assert_eq!(after.facts - before.facts, 32);
+    // On one thread every task enqueues before the actor runs: a handful of commits at most.
+    assert!(after.commits - before.commits <= 4, "{before:?} -> {after:?}");
 }
 
 #[tokio::test]
