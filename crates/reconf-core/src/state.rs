@@ -365,7 +365,18 @@ impl State {
         let bundle = self.intern_bundle(&d.bundle);
         let from_before = self.summary_of(from);
         let to_before = self.summary_of(to);
-        if let Some(prev) = self.sessions.get(&d.session).copied() {
+        let prev = self.sessions.get(&d.session).copied();
+        // Look up every footprint entry this delegation changes before changing any: the
+        // lookups do not depend on each other, so at a million sessions their cache misses
+        // overlap instead of queueing one behind the other.
+        let warm =
+            |ix: Option<Ix>| ix.and_then(|ix| self.authorities.get(ix.slot())?.footprint.get(d.session));
+        std::hint::black_box((
+            warm(prev.map(|p| p.holder)),
+            warm(prev.and_then(|p| p.delegator)),
+            warm(Some(to)),
+        ));
+        if let Some(prev) = prev {
             self.unindex(d.session, prev);
         }
         self.retired.remove(&d.session);
