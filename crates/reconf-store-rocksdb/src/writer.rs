@@ -1,0 +1,258 @@
+//! The single writer thread: group commit.
+//!
+//! Callers send requests over a bounded channel and wait on a oneshot reply. The writer
+//! takes whatever is waiting (up to `max_group`), checks each request's expected head in
+//! order against the running head, builds one `WriteBatch` for all requests that pass,
+//! writes it with one sync, publishes the new head and only then replies. Because the
+//! running head lives here and nowhere else, sequence assignment needs no lock.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use reconf_effects::{Committed, ExpectedHead, JournalError, Sequence};
+use rocksdb::{WriteBatch, DB};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::frame::{self, Hash};
+use crate::layout::{META_CF, META_HEAD_KEY, RECORDS_CF, SNAPSHOTS_CF};
+use crate::store::{self, cf, Tail};
+
+/// One request to the writer.
+pub(crate) enum Request {
+    /// Append these encoded facts if the head matches.
+    Commit {
+        payloads: Vec<Vec<u8>>,
+        expected: ExpectedHead,
+        reply: oneshot::Sender<Result<Committed, JournalError>>,
+    },
+    /// Store a snapshot taken at `sequence`.
+    Snapshot { sequence: Sequence, bytes: Vec<u8>, reply: oneshot::Sender<Result<(), JournalError>> },
+}
+
+/// How one request of a group fares, decided before the group's write.
+enum Outcome {
+    Committed(oneshot::Sender<Result<Committed, JournalError>>, Committed),
+    /// Checked against `actual`; `speculative` when `actual` includes earlier requests of
+    /// the same group, which only hold if the group's write succeeds.
+    Conflict {
+        reply: oneshot::Sender<Result<Committed, JournalError>>,
+        expected: ExpectedHead,
+        actual: Option<Sequence>,
+        speculative: bool,
+    },
+    CommitRefused(oneshot::Sender<Result<Committed, JournalError>>, JournalError),
+    Snapshot(oneshot::Sender<Result<(), JournalError>>, Result<(), JournalError>),
+}
+
+pub(crate) struct Writer {
+    db: Arc<DB>,
+    tail: Tail,
+    /// The durable head as the async side sees it (0 = empty).
+    published: Arc<AtomicU64>,
+    max_group: usize,
+    snapshots: BTreeSet<Sequence>,
+    snapshots_to_keep: usize,
+    /// Set after a failed write: the running head can no longer be trusted.
+    poisoned: Option<String>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        db: Arc<DB>,
+        tail: Tail,
+        published: Arc<AtomicU64>,
+        max_group: usize,
+        snapshots: BTreeSet<Sequence>,
+        snapshots_to_keep: usize,
+    ) -> Self {
+        Self { db, tail, published, max_group, snapshots, snapshots_to_keep, poisoned: None }
+    }
+
+    /// Serves requests until every sender is gone.
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        let mut group = Vec::with_capacity(self.max_group.min(1024));
+        while let Some(first) = rx.blocking_recv() {
+            group.push(first);
+            while group.len() < self.max_group {
+                match rx.try_recv() {
+                    Ok(request) => group.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.process(&mut group);
+        }
+        tracing::debug!(name: "reconf.journal.writer.stopped", "journal writer stopped");
+    }
+
+    fn process(&mut self, group: &mut Vec<Request>) {
+        if let Some(reason) = &self.poisoned {
+            let err = JournalError::Storage { reason: reason.clone() };
+            for request in group.drain(..) {
+                match request {
+                    Request::Commit { reply, .. } => drop(reply.send(Err(err.clone()))),
+                    Request::Snapshot { reply, .. } => drop(reply.send(Err(err.clone()))),
+                }
+            }
+            return;
+        }
+        let durable = self.tail;
+        let mut batch = WriteBatch::default();
+        let outcomes = match self.plan(group, &mut batch) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                // Only a missing column family gets here, before anything was written.
+                self.tail = durable;
+                for request in group.drain(..) {
+                    match request {
+                        Request::Commit { reply, .. } => drop(reply.send(Err(e.clone()))),
+                        Request::Snapshot { reply, .. } => drop(reply.send(Err(e.clone()))),
+                    }
+                }
+                return;
+            }
+        };
+        let written = if batch.is_empty() {
+            Ok(())
+        } else {
+            self.db.write_opt(batch, &store::synced()).map_err(|e| e.to_string())
+        };
+        match &written {
+            Ok(()) => {
+                self.published.store(self.tail.head.unwrap_or(0), Ordering::Release);
+            }
+            Err(reason) => {
+                self.tail = durable;
+                let reason = format!("journal write failed: {reason}; reopen the journal to recover");
+                tracing::error!(name: "reconf.journal.write_failed", reason = %reason, "journal write failed");
+                self.poisoned = Some(reason);
+            }
+        }
+        let groups = outcomes.len();
+        for outcome in outcomes {
+            reply(outcome, written.as_ref().err());
+        }
+        tracing::trace!(name: "reconf.journal.group_committed", requests = groups, head = ?self.tail.head);
+    }
+
+    /// Decides every request of the group against the running head and adds the writes of
+    /// the accepted ones to `batch`.
+    fn plan(
+        &mut self,
+        group: &mut Vec<Request>,
+        batch: &mut WriteBatch,
+    ) -> Result<Vec<Outcome>, JournalError> {
+        let records = cf(&self.db, RECORDS_CF)?;
+        let meta = cf(&self.db, META_CF)?;
+        let snapshots_cf = cf(&self.db, SNAPSHOTS_CF)?;
+        let group_start = self.tail.head;
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut appended = false;
+        for request in group.drain(..) {
+            match request {
+                Request::Commit { payloads, expected, reply } => {
+                    if !expected.matches(self.tail.head) {
+                        let actual = self.tail.head;
+                        outcomes.push(Outcome::Conflict {
+                            reply,
+                            expected,
+                            actual,
+                            speculative: actual != group_start,
+                        });
+                        continue;
+                    }
+                    match append(batch, records, self.tail, &payloads) {
+                        Ok((committed, hash)) => {
+                            self.tail = Tail { head: Some(committed.last), hash };
+                            appended = true;
+                            outcomes.push(Outcome::Committed(reply, committed));
+                        }
+                        Err(e) => outcomes.push(Outcome::CommitRefused(reply, e)),
+                    }
+                }
+                Request::Snapshot { sequence, bytes, reply } => {
+                    let head = self.tail.head;
+                    if sequence == 0 || head.is_none_or(|h| sequence > h) {
+                        let err = JournalError::SnapshotOutOfRange { sequence, head };
+                        outcomes.push(Outcome::Snapshot(reply, Err(err)));
+                        continue;
+                    }
+                    batch.put_cf(
+                        snapshots_cf,
+                        frame::key(sequence),
+                        frame::encode_snapshot(sequence, &bytes),
+                    );
+                    self.snapshots.insert(sequence);
+                    while self.snapshots.len() > self.snapshots_to_keep {
+                        if let Some(oldest) = self.snapshots.pop_first() {
+                            batch.delete_cf(snapshots_cf, frame::key(oldest));
+                        }
+                    }
+                    outcomes.push(Outcome::Snapshot(reply, Ok(())));
+                }
+            }
+        }
+        if appended {
+            if let Some(head) = self.tail.head {
+                batch.put_cf(meta, META_HEAD_KEY, frame::encode_head(head, &self.tail.hash));
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+/// Frames `payloads` after `tail` into `batch`. Nothing is added unless every record frames.
+fn append(
+    batch: &mut WriteBatch,
+    records: &rocksdb::ColumnFamily,
+    tail: Tail,
+    payloads: &[Vec<u8>],
+) -> Result<(Committed, Hash), JournalError> {
+    let first = match tail.head {
+        None => 1,
+        Some(head) => head
+            .checked_add(1)
+            .ok_or_else(|| JournalError::Storage { reason: "journal sequence space exhausted".to_owned() })?,
+    };
+    let count = u64::try_from(payloads.len()).unwrap_or(u64::MAX);
+    let last = count.checked_sub(1).and_then(|n| first.checked_add(n)).ok_or(JournalError::EmptyBatch)?;
+    let mut frames = Vec::with_capacity(payloads.len());
+    let mut hash = tail.hash;
+    for (sequence, payload) in (first..=last).zip(payloads) {
+        let (bytes, next) = frame::encode_record(sequence, &hash, payload)?;
+        frames.push((sequence, bytes));
+        hash = next;
+    }
+    for (sequence, bytes) in frames {
+        batch.put_cf(records, frame::key(sequence), bytes);
+    }
+    Ok((Committed { first, last }, hash))
+}
+
+fn reply(outcome: Outcome, failed: Option<&String>) {
+    // A caller that stopped waiting drops its receiver; its outcome is still what happened.
+    match outcome {
+        Outcome::Committed(reply, committed) => {
+            let result = match failed {
+                None => Ok(committed),
+                Some(reason) => Err(JournalError::Ambiguous { reason: reason.clone() }),
+            };
+            drop(reply.send(result));
+        }
+        Outcome::Conflict { reply, expected, actual, speculative } => {
+            let result = match failed {
+                Some(reason) if speculative => Err(JournalError::Storage { reason: reason.clone() }),
+                _ => Err(JournalError::Conflict { expected, actual }),
+            };
+            drop(reply.send(result));
+        }
+        Outcome::CommitRefused(reply, e) => drop(reply.send(Err(e))),
+        Outcome::Snapshot(reply, result) => {
+            let result = match (result, failed) {
+                (Ok(()), Some(reason)) => Err(JournalError::Storage { reason: reason.clone() }),
+                (result, _) => result,
+            };
+            drop(reply.send(result));
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Behaviour beyond the conformance suite: snapshot retention and integrity, options,
+//! and reads outside a Tokio runtime.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use common::*;
+use reconf_effects::{Corruption, ExpectedHead, JournalEffects, JournalError, StoredSnapshot};
+use reconf_store_rocksdb::layout::SNAPSHOTS_CF;
+use reconf_store_rocksdb::{RocksJournal, RocksJournalOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_newest_snapshots_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RocksJournalOptions::default().snapshots_to_keep(NonZeroUsize::new(2).unwrap());
+    let journal = RocksJournal::open(dir.path(), options).unwrap();
+    journal.commit((1..=6).map(fact).collect(), ExpectedHead::Empty).await.unwrap();
+    for sequence in [1, 2, 5, 3, 4] {
+        journal.write_snapshot(sequence, vec![u8::try_from(sequence).unwrap(); 3]).await.unwrap();
+    }
+    assert_eq!(
+        journal.latest_snapshot().await.unwrap(),
+        Some(StoredSnapshot { sequence: 5, bytes: vec![5; 3] })
+    );
+    journal.close().await.unwrap();
+
+    let db = raw(dir.path());
+    let kept: Vec<u64> = db
+        .iterator_cf(db.cf_handle(SNAPSHOTS_CF).unwrap(), rocksdb::IteratorMode::Start)
+        .map(|item| u64::from_be_bytes(item.unwrap().0.as_ref().try_into().unwrap()))
+        .collect();
+    assert_eq!(kept, [4, 5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_snapshot_is_reported_not_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    journal.commit(vec![fact(1), fact(2)], ExpectedHead::Empty).await.unwrap();
+    journal.write_snapshot(2, b"state at two".to_vec()).await.unwrap();
+    journal.close().await.unwrap();
+    {
+        let db = raw(dir.path());
+        let cf = db.cf_handle(SNAPSHOTS_CF).unwrap();
+        let mut value = db.get_cf(cf, key(2)).unwrap().unwrap();
+        let last = value.len() - 1;
+        value[last] ^= 0x10;
+        db.put_cf(cf, key(2), value).unwrap();
+    }
+    let journal = open(dir.path());
+    let err = journal.latest_snapshot().await.unwrap_err();
+    assert!(
+        matches!(err, JournalError::Corrupt { sequence: 2, corruption: Corruption::Metadata { .. } }),
+        "{err:?}"
+    );
+    // The records themselves are intact.
+    assert_eq!(journal.verify().await.unwrap().records, 2);
+}
+
+#[test]
+fn opening_a_missing_journal_without_create_is_a_storage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = RocksJournal::open(
+        dir.path().join("absent"),
+        RocksJournalOptions::default().create_if_missing(false),
+    )
+    .unwrap_err();
+    assert!(matches!(err, JournalError::Storage { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_journal_releases_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3u64 {
+        let journal = open(dir.path());
+        let head = journal.head().await.unwrap();
+        assert_eq!(head, round.checked_sub(1).map(|_| round));
+        journal.commit(vec![fact(u128::from(round))], ExpectedHead::from_head(head)).await.unwrap();
+        drop(journal); // no close(): Drop alone must let the next open take the lock
+    }
+}
+
+/// A minimal executor with no Tokio runtime, to exercise the journal's fallback of running
+/// blocking reads on a thread of their own.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn works_without_a_tokio_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    block_on(async {
+        journal.commit(vec![fact(1), fact(2)], ExpectedHead::Empty).await.unwrap();
+        let records = journal.read(0, 10).await.unwrap();
+        assert_eq!(records.iter().map(|r| r.sequence).collect::<Vec<_>>(), [1, 2]);
+        journal.write_snapshot(2, b"s".to_vec()).await.unwrap();
+        assert_eq!(journal.latest_snapshot().await.unwrap().unwrap().sequence, 2);
+        assert_eq!(journal.verify().await.unwrap().head, Some(2));
+    });
+}
