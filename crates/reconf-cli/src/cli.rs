@@ -1,0 +1,144 @@
+//! Command-line arguments.
+//!
+//! Ids are taken as text and parsed by the commands (see [`crate::ids`]), so a malformed
+//! id is reported as one `error:` line like every other bad input.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Live reconfiguration of choreographic protocol sessions, on an embedded RocksDB journal.
+///
+/// Authorities are given as a 64-hex-digit id or as a label (any other text, hashed into
+/// an id; text of 16 or more hex digits only is refused as a mistyped id). Sessions are
+/// UUIDs.
+#[derive(Debug, Parser)]
+#[command(name = "reconf", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Directory of the RocksDB journal.
+    #[arg(long, global = true, value_name = "DIR", default_value = "./reconf-data")]
+    pub(crate) data_dir: PathBuf,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the main job: open sessions, delegate them concurrently (with live handoffs and
+    /// deliberately invalid requests mixed in), then print a summary and the coherence
+    /// audit.
+    Simulate(SimulateArgs),
+    /// Show bundles, authorities, session counts by class, and the journal's head and size.
+    Status(JsonFlag),
+    /// List the registered bundles.
+    Bundles(JsonFlag),
+    /// Link two registered bundles into a new one.
+    Link(LinkArgs),
+    /// Open a native session held by an authority; prints the session id.
+    Open(OpenArgs),
+    /// Delegate a session from its active holder to another authority.
+    Delegate(DelegateArgs),
+    /// Check the journal (frames, checksums, hash chain), replay it and audit coherence.
+    Verify,
+    /// Inspect the journal.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+}
+
+/// A `--json` switch.
+#[derive(Debug, Args)]
+pub(crate) struct JsonFlag {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SimulateArgs {
+    /// Sessions to open in this run (fresh random ids, so reruns never collide).
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) sessions: usize,
+    /// Authorities the sessions are spread over (labels `sim-000`, `sim-001`, ...).
+    #[arg(long, default_value_t = 16)]
+    pub(crate) authorities: usize,
+    /// Delegation requests to send, invalid ones included.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) delegations: usize,
+    /// Concurrent callers; each owns a disjoint share of the sessions.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) concurrency: usize,
+    /// Fraction of requests that are deliberately invalid (wrong holder, self-delegation,
+    /// unknown bundle, bad boundary) and must be rejected.
+    #[arg(long, default_value_t = 0.05, value_name = "FRACTION")]
+    pub(crate) invalid_fraction: f64,
+    /// Fraction of requests that are live handoffs (owner attached, then handed over
+    /// together with the delegation).
+    #[arg(long, default_value_t = 0.10, value_name = "FRACTION")]
+    pub(crate) handoff_fraction: f64,
+    /// Seed of the workload's choices (random when omitted; printed in the summary).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Print the summary as one JSON object (no progress bar).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LinkArgs {
+    /// The left bundle.
+    pub(crate) left: String,
+    /// The right bundle.
+    pub(crate) right: String,
+    /// The id of the linked bundle.
+    #[arg(long = "as", value_name = "BUNDLE")]
+    pub(crate) linked: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OpenArgs {
+    /// The authority that will hold the session (64 hex digits, or a label).
+    #[arg(long)]
+    pub(crate) authority: String,
+    /// The session id (a UUID; a fresh one when omitted).
+    #[arg(long)]
+    pub(crate) session: Option<String>,
+    /// The registered bundle the session runs.
+    #[arg(long)]
+    pub(crate) bundle: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DelegateArgs {
+    /// The session (a UUID).
+    #[arg(long)]
+    pub(crate) session: String,
+    /// Its active holder (64 hex digits, or a label).
+    #[arg(long)]
+    pub(crate) from: String,
+    /// The receiving authority (64 hex digits, or a label).
+    #[arg(long)]
+    pub(crate) to: String,
+    /// The registered bundle the delegation goes through.
+    #[arg(long)]
+    pub(crate) bundle: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JournalCommand {
+    /// List the journal's facts in order.
+    Dump(DumpArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DumpArgs {
+    /// The first sequence to list.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) from: u64,
+    /// At most this many records (all up to the head when omitted).
+    #[arg(long)]
+    pub(crate) limit: Option<usize>,
+    /// One JSON object per line (JSON Lines) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}

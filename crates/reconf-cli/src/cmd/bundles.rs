@@ -1,0 +1,52 @@
+//! `reconf bundles`: the registered bundles.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::data::{self, Access};
+use crate::error::CliError;
+use crate::output;
+use crate::output::say;
+
+#[derive(Debug, Serialize)]
+struct Bundle {
+    id: String,
+    protocols: Vec<String>,
+    exports: Vec<String>,
+    imports: Vec<String>,
+    /// The two bundles it was linked from, if it is a link.
+    linked_from: Option<[String; 2]>,
+}
+
+pub(crate) async fn run(dir: &Path, json: bool) -> Result<(), CliError> {
+    let bundles = data::with_manager(dir, Access::Inspect, async |m| {
+        Ok(m.with_state(|s| {
+            s.bundles()
+                .map(|b| Bundle {
+                    id: b.id.to_string(),
+                    protocols: b.protocol_ids.clone(),
+                    exports: b.exports.iter().cloned().collect(),
+                    imports: b.imports.iter().cloned().collect(),
+                    linked_from: s.links().get(&b.id).map(|l| [l.left.to_string(), l.right.to_string()]),
+                })
+                .collect::<Vec<_>>()
+        }))
+    })
+    .await?;
+    if json {
+        return output::print_json(&bundles);
+    }
+    if bundles.is_empty() {
+        say!("no bundles registered")?;
+    }
+    for b in &bundles {
+        let origin =
+            b.linked_from.as_ref().map_or_else(String::new, |[l, r]| format!("  (linked from {l} + {r})"));
+        say!("{}{origin}", b.id)?;
+        say!("  protocols  {}", b.protocols.join(", "))?;
+        say!("  exports    {}", b.exports.join(", "))?;
+        say!("  imports    {}", b.imports.join(", "))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! `reconf journal dump [--from N] [--limit K] [--json]`.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use reconf_effects::JournalEffects;
+use reconf_store_rocksdb::RocksJournal;
+
+use crate::cli::DumpArgs;
+use crate::data::{self, Access};
+use crate::error::CliError;
+use crate::output::{self, line_to, stdout_error};
+
+/// Records read per page.
+const PAGE: usize = 4096;
+
+/// Lists records in order: text (`sequence kind details`, authorities as short ids) or
+/// JSON Lines (one object per record, ids in full).
+pub(crate) async fn dump(dir: &Path, args: DumpArgs) -> Result<(), CliError> {
+    let journal = data::open_journal(dir, Access::Inspect)?;
+    let listed = list(&journal, &args).await;
+    let closed = journal.close().await;
+    listed?;
+    closed?;
+    Ok(())
+}
+
+async fn list(journal: &RocksJournal, args: &DumpArgs) -> Result<(), CliError> {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut from = args.from.max(1);
+    let mut left = args.limit.unwrap_or(usize::MAX);
+    while left > 0 {
+        let page = journal.read(from, left.min(PAGE)).await?;
+        let Some(last) = page.last() else { break };
+        from = last.sequence + 1;
+        left -= page.len();
+        for r in &page {
+            if args.json {
+                let value = serde_json::to_string(&output::record_json(r.sequence, &r.fact)?)?;
+                line_to(&mut out, format_args!("{value}"))?;
+            } else {
+                line_to(&mut out, format_args!("{:>8}  {}", r.sequence, output::fact_text(&r.fact)))?;
+            }
+        }
+    }
+    out.flush().map_err(stdout_error)
+}

@@ -1,0 +1,28 @@
+//! One module per command; [`run`] dispatches.
+
+mod bundles;
+mod delegate;
+mod journal;
+mod link;
+mod open;
+mod simulate;
+mod status;
+mod verify;
+
+use crate::cli::{Cli, Command, JournalCommand};
+use crate::error::CliError;
+
+/// Runs the parsed command line.
+pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
+    let dir = cli.data_dir.as_path();
+    match cli.command {
+        Command::Simulate(args) => simulate::run(dir, args).await,
+        Command::Status(args) => status::run(dir, args.json).await,
+        Command::Bundles(args) => bundles::run(dir, args.json).await,
+        Command::Link(args) => link::run(dir, args).await,
+        Command::Open(args) => open::run(dir, args).await,
+        Command::Delegate(args) => delegate::run(dir, args).await,
+        Command::Verify => verify::run(dir).await,
+        Command::Journal(JournalCommand::Dump(args)) => journal::dump(dir, args).await,
+    }
+}

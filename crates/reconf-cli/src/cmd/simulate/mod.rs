@@ -1,0 +1,226 @@
+//! `reconf simulate`: the main job.
+//!
+//! Opens `--sessions` fresh sessions spread over `--authorities` authorities and the
+//! shipped bundles, then sends `--delegations` requests from `--concurrency` callers: plain
+//! delegations, live handoffs (an owner is attached, then handed over together with the
+//! delegation) and a fraction of deliberately invalid requests that must be rejected with
+//! their expected typed error. Each caller owns a disjoint share of the sessions, so every
+//! outcome is predictable: an invalid request accepted or a valid one rejected is counted
+//! as unexpected and fails the run. Ends with the full coherence audit.
+
+mod summary;
+mod worker;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reconf_core::{AuthorityId, BundleId, SessionId};
+use reconf_runtime::{ReconfigurationManager, DEFAULT_MAILBOX_CAPACITY};
+use tokio::task::JoinSet;
+
+use self::summary::Summary;
+use self::worker::{Assigned, Env, Tally};
+use crate::cli::SimulateArgs;
+use crate::data::{self, Access};
+use crate::error::CliError;
+
+/// Upper bounds that keep a mistyped argument from exhausting memory.
+const MAX_AUTHORITIES: usize = 1_000_000;
+const MAX_SESSIONS: usize = 10_000_000;
+const MAX_DELEGATIONS: usize = 1_000_000_000;
+const MAX_CONCURRENCY: usize = 65_536;
+
+pub(crate) async fn run(dir: &Path, args: SimulateArgs) -> Result<(), CliError> {
+    validate(&args)?;
+    let started = Instant::now();
+    let seed = args.seed.unwrap_or_else(|| rand::rng().random());
+    let mailbox = args.concurrency.min(args.sessions.max(1)).max(DEFAULT_MAILBOX_CAPACITY);
+    let manager = data::open_manager(dir, Access::Create, |b| b.mailbox_capacity(mailbox)).await?;
+    let result = simulate(&manager, &args, seed).await;
+    let closed = manager.shutdown().await;
+    let mut summary = result?;
+    closed?;
+    summary.data_dir = dir.display().to_string();
+    summary.journal.size_bytes = data::dir_size(dir)?;
+    summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    summary.print(args.json)?;
+    summary.verdict()
+}
+
+fn validate(a: &SimulateArgs) -> Result<(), CliError> {
+    let bad = |m: String| Err(CliError::InvalidArguments(m));
+    if a.authorities < 2 || a.authorities > MAX_AUTHORITIES {
+        return bad(format!(
+            "--authorities must be between 2 and {MAX_AUTHORITIES} (a delegation needs a receiver), got {}",
+            a.authorities
+        ));
+    }
+    for (flag, value, min, max) in [
+        ("--sessions", a.sessions, 0, MAX_SESSIONS),
+        ("--delegations", a.delegations, 0, MAX_DELEGATIONS),
+        ("--concurrency", a.concurrency, 1, MAX_CONCURRENCY),
+    ] {
+        if value < min || value > max {
+            return bad(format!("{flag} must be between {min} and {max}, got {value}"));
+        }
+    }
+    if a.delegations > 0 && a.sessions == 0 {
+        return bad("--delegations needs at least one session (--sessions 0 given)".to_owned());
+    }
+    for (flag, f) in [("--invalid-fraction", a.invalid_fraction), ("--handoff-fraction", a.handoff_fraction)]
+    {
+        if !(0.0..=1.0).contains(&f) {
+            return bad(format!("{flag} must be between 0 and 1, got {f}"));
+        }
+    }
+    if a.invalid_fraction + a.handoff_fraction > 1.0 {
+        return bad(format!(
+            "--invalid-fraction + --handoff-fraction must not exceed 1, got {}",
+            a.invalid_fraction + a.handoff_fraction
+        ));
+    }
+    Ok(())
+}
+
+/// The shipped bundles the sessions run (the manager registers the linked manifests when
+/// it opens), or, in a binary without manifests, whatever bundles the journal holds.
+fn bundles(manager: &ReconfigurationManager) -> Result<Vec<BundleId>, CliError> {
+    let mut ids: Vec<BundleId> = reconf_manifests::registered_bundles()?
+        .into_iter()
+        .map(|b| b.id)
+        .filter(|id| manager.bundle(id).is_some())
+        .collect();
+    if ids.is_empty() {
+        ids = manager.bundles().into_iter().map(|b| b.id).collect();
+    }
+    if ids.is_empty() {
+        return Err(CliError::InvalidArguments(
+            "no bundles are registered and this binary links no manifests".to_owned(),
+        ));
+    }
+    Ok(ids)
+}
+
+/// A bundle id nobody registered, for the unknown-bundle requests.
+fn unknown_bundle(manager: &ReconfigurationManager) -> Result<BundleId, CliError> {
+    let mut n = 0u32;
+    loop {
+        let id = BundleId::new(format!("sim-unregistered-{n}"))
+            .map_err(|source| CliError::InvalidId { flag: "(simulate)", source })?;
+        if manager.bundle(&id).is_none() {
+            return Ok(id);
+        }
+        n += 1;
+    }
+}
+
+fn progress(len: usize, prefix: &'static str, hidden: bool) -> ProgressBar {
+    let target = if hidden || !std::io::stderr().is_terminal() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(len as u64), target).with_prefix(prefix);
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix:>10} [{bar:30.cyan/blue}] {pos}/{len} {rate} eta {eta}")
+    {
+        let style =
+            style.progress_chars("=> ").with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", s.per_sec());
+            });
+        bar.set_style(style);
+    }
+    bar
+}
+
+async fn join_all<T: 'static>(mut set: JoinSet<T>) -> Result<Vec<T>, CliError> {
+    let mut out = Vec::with_capacity(set.len());
+    while let Some(r) = set.join_next().await {
+        out.push(r.map_err(|e| CliError::Simulation(format!("a caller task failed: {e}")))?);
+    }
+    Ok(out)
+}
+
+async fn simulate(
+    manager: &ReconfigurationManager,
+    args: &SimulateArgs,
+    seed: u64,
+) -> Result<Summary, CliError> {
+    // The head when the manager opened: manifests it registered count as this run's facts.
+    let head_before = manager.recovery_report().head;
+    let bundles = bundles(manager)?;
+    let env = Arc::new(Env {
+        manager: manager.clone(),
+        authorities: (0..args.authorities).map(|i| AuthorityId::from_label(&format!("sim-{i:03}"))).collect(),
+        unknown_bundle: unknown_bundle(manager)?,
+        bundles,
+        invalid_fraction: args.invalid_fraction,
+        handoff_fraction: args.handoff_fraction,
+    });
+    let callers = args.concurrency.min(args.sessions.max(1));
+
+    // Fresh random session ids, dealt round-robin to callers, authorities and bundles.
+    let mut shares: Vec<Vec<Assigned>> = (0..callers).map(|_| Vec::new()).collect();
+    for k in 0..args.sessions {
+        shares[k % callers].push(Assigned {
+            session: SessionId::new_random(),
+            bundle: env.bundles[k % env.bundles.len()].clone(),
+            holder: env.authorities[k % env.authorities.len()],
+        });
+    }
+
+    let bar = progress(args.sessions, "opening", args.json);
+    let opening = Instant::now();
+    let mut set = JoinSet::new();
+    for share in shares {
+        set.spawn(worker::open_sessions(Arc::clone(&env), share, bar.clone()));
+    }
+    let mut tally = Tally::default();
+    let mut shares = Vec::with_capacity(callers);
+    for (share, t) in join_all(set).await? {
+        tally.merge(t);
+        shares.push(share);
+    }
+    let open_time = opening.elapsed();
+    bar.finish_and_clear();
+
+    let bar = progress(args.delegations, "delegating", args.json);
+    let delegating = Instant::now();
+    let mut set = JoinSet::new();
+    for (i, share) in shares.into_iter().enumerate() {
+        let count = args.delegations / callers + usize::from(i < args.delegations % callers);
+        let rng = StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        set.spawn(worker::delegate(Arc::clone(&env), share, count, rng, bar.clone()));
+    }
+    for t in join_all(set).await? {
+        tally.merge(t);
+    }
+    let delegate_time = delegating.elapsed();
+    bar.finish_and_clear();
+
+    let audit = manager.verify_coherence().await;
+    let stats = manager.stats();
+    Ok(Summary::new(
+        args,
+        seed,
+        tally,
+        Timings { open: open_time, delegate: delegate_time, callers },
+        head_before,
+        &stats,
+        &audit,
+    ))
+}
+
+/// Wall time of the two phases, and how many callers ran them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timings {
+    pub(super) open: Duration,
+    pub(super) delegate: Duration,
+    /// `--concurrency`, capped at the number of sessions (a caller needs sessions to own).
+    pub(super) callers: usize,
+}

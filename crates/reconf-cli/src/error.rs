@@ -1,0 +1,76 @@
+//! The CLI's errors. Each prints as one line after `error: `.
+
+use std::path::PathBuf;
+
+use reconf_core::IdParseError;
+use reconf_effects::JournalError;
+use reconf_manifests::RegistryError;
+use reconf_runtime::ManagerError;
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// A malformed id on the command line.
+    #[error("{flag}: {source}")]
+    InvalidId {
+        /// The argument, e.g. `--session`.
+        flag: &'static str,
+        /// Why it did not parse.
+        source: IdParseError,
+    },
+    /// An authority argument that is neither a 64-hex-digit id nor an acceptable label.
+    #[error("{flag}: {reason}")]
+    InvalidAuthority {
+        /// The argument.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Arguments that make no sense together.
+    #[error("{0}")]
+    InvalidArguments(String),
+    /// A read-only command on a directory without a journal.
+    #[error("no journal at {}: run `reconf simulate` or `reconf open` first, or pass --data-dir", path.display())]
+    NoJournal {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The manager refused or failed.
+    #[error(transparent)]
+    Manager(#[from] ManagerError),
+    /// The journal refused or failed (corruption names its sequence).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The linked manifests are unusable.
+    #[error("manifest registry: {0}")]
+    Registry(#[from] RegistryError),
+    /// The coherence audit found violations.
+    #[error("coherence audit found {count} violation(s); first: {first}")]
+    Incoherent {
+        /// How many.
+        count: usize,
+        /// The first, in the audit's order.
+        first: String,
+    },
+    /// The simulation saw outcomes it did not expect (an invalid request accepted, a valid
+    /// one rejected) or an incoherent state.
+    #[error("simulation failed: {0}")]
+    Simulation(String),
+    /// A filesystem operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Stdout was closed (e.g. `reconf journal dump | head`): the command stops quietly.
+    #[error("stdout closed")]
+    StdoutClosed,
+    /// JSON output failed.
+    #[error("writing JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The async runtime could not start.
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
+}

@@ -1,0 +1,442 @@
+//! The `reconf` binary, run as a user would, on temporary data directories.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{corrupt_record_in_wal, Reconf};
+use serde_json::Value;
+
+const SHIPPED: [&str; 3] = ["device_migration", "epoch_rotation_transfer", "guardian_handoff"];
+
+fn small_simulation(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "simulate",
+        "--sessions",
+        "40",
+        "--authorities",
+        "4",
+        "--delegations",
+        "300",
+        "--concurrency",
+        "8",
+        "--invalid-fraction",
+        "0.2",
+        "--handoff-fraction",
+        "0.3",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    args.extend(extra.iter().map(ToString::to_string));
+    args
+}
+
+fn run_simulation(r: &Reconf, extra: &[&str]) -> Value {
+    let args = small_simulation(extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = r.ok(&args);
+    assert!(run.stderr.is_empty(), "no progress bar or logs when not a terminal: {}", run.stderr);
+    run.json()
+}
+
+#[test]
+fn simulate_json_summary_accounts_for_every_request_and_reruns_do_not_collide() {
+    let r = Reconf::new();
+    let s = run_simulation(&r, &["--seed", "7", "--json"]);
+    assert_eq!(s["ok"], true, "{s:#}");
+    assert_eq!(s["seed"], 7);
+    let d = &s["delegation"];
+    assert_eq!(d["requests"], 300);
+    assert_eq!(d["callers"], 8);
+    assert_eq!(d["unexpected"], 0, "{s:#}");
+    let rejected = &d["rejected_as_expected"];
+    let accepted = d["accepted"].as_u64().unwrap();
+    let total_rejected = rejected["total"].as_u64().unwrap();
+    assert_eq!(accepted + total_rejected, 300);
+    assert_eq!(d["plain"].as_u64().unwrap() + d["live_handoffs"].as_u64().unwrap(), accepted);
+    assert!(d["live_handoffs"].as_u64().unwrap() > 0, "{s:#}");
+    for kind in ["wrong_holder", "self_delegation", "unknown_bundle", "bad_boundary"] {
+        assert!(rejected[kind].as_u64().unwrap() > 0, "no {kind} request in {s:#}");
+    }
+    let lat = &d["latency_ms"];
+    assert!(lat["p50"].as_f64().unwrap() <= lat["p99"].as_f64().unwrap());
+    assert!(lat["p99"].as_f64().unwrap() <= lat["max"].as_f64().unwrap());
+    assert_eq!(s["open"]["sessions"], 40);
+    assert_eq!(s["state"]["sessions"], 40);
+    assert_eq!(s["state"]["bundles"], 3);
+    // 3 manifests + 40 opens + every accepted delegation.
+    assert_eq!(s["journal"]["head"].as_u64().unwrap(), 3 + 40 + accepted);
+    assert_eq!(s["journal"]["facts_this_run"], s["journal"]["head"]);
+    assert!(s["journal"]["size_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(s["coherence"]["coherent"], true);
+    assert_eq!(s["coherence"]["sessions_checked"], 40);
+
+    // Same seed, same directory: fresh session ids, so the earlier sessions stay and the
+    // new ones add up.
+    let again = run_simulation(&r, &["--seed", "7", "--json"]);
+    assert_eq!(again["ok"], true, "{again:#}");
+    assert_eq!(again["state"]["sessions"], 80);
+    assert_eq!(again["coherence"]["sessions_checked"], 80);
+    let head = s["journal"]["head"].as_u64().unwrap();
+    let accepted_again = again["delegation"]["accepted"].as_u64().unwrap();
+    assert_eq!(again["journal"]["head"].as_u64().unwrap(), head + 40 + accepted_again);
+    r.ok(&["verify"]);
+}
+
+#[test]
+fn simulate_text_summary_names_every_part() {
+    let r = Reconf::new();
+    let args = small_simulation(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = r.ok(&args).stdout;
+    for needle in [
+        "sessions opened   40 over 4 authorities",
+        "delegations       300 requests from 8 callers",
+        "rejected",
+        "as expected: wrong holder",
+        "unexpected      0",
+        "delegations/s",
+        "latency           p50",
+        "journal           head",
+        "live owners",
+        "coherence         ok: 40 sessions checked, 0 violations",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn simulate_refuses_nonsense_arguments_before_touching_anything() {
+    let r = Reconf::new();
+    let line = r.run(&["simulate", "--authorities", "1"]).one_error_line().to_owned();
+    assert!(line.contains("--authorities"), "{line}");
+    let line = r
+        .run(&["simulate", "--invalid-fraction", "0.7", "--handoff-fraction", "0.5"])
+        .one_error_line()
+        .to_owned();
+    assert!(line.contains("must not exceed 1"), "{line}");
+    assert!(!r.dir.exists(), "nothing may be created");
+}
+
+#[test]
+fn status_bundles_open_delegate_and_link() {
+    let r = Reconf::new();
+    let session = r.open("alice", "device_migration");
+    let status = r.state();
+    assert_eq!(status["bundles"], serde_json::json!(SHIPPED));
+    assert_eq!(status["sessions"]["open"], 1);
+    assert_eq!(status["sessions"]["native"], 1);
+
+    let out = r
+        .ok(&[
+            "delegate",
+            "--session",
+            &session,
+            "--from",
+            "alice",
+            "--to",
+            "bob",
+            "--bundle",
+            "device_migration",
+        ])
+        .stdout;
+    assert!(out.contains("from alice ["), "{out}");
+    assert!(out.contains("to bob ["), "{out}");
+    assert!(out.contains("generation 2"), "{out}");
+
+    // A raw 64-hex id names the same authority as its label.
+    let bob = r.ok(&["status", "--json"]).json()["authorities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["delegated_in"] == 1)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    r.ok(&[
+        "delegate",
+        "--session",
+        &session,
+        "--from",
+        &bob,
+        "--to",
+        "carol",
+        "--bundle",
+        "guardian_handoff",
+    ]);
+
+    let status = r.state();
+    assert_eq!(status["sessions"]["delegated"], 1);
+    assert_eq!(status["authorities"].as_array().unwrap().len(), 3);
+    assert_eq!(status["coherence"]["coherent"], true);
+    let text = r.ok(&["status"]).stdout;
+    assert!(text.contains("sessions     1 open (0 native, 1 delegated), 0 closed"), "{text}");
+    assert!(text.contains("coherence    ok"), "{text}");
+
+    let out =
+        r.ok(&["link", "device_migration", "guardian_handoff", "--as", "migration_with_guardians"]).stdout;
+    assert!(out.contains("linked device_migration + guardian_handoff as migration_with_guardians"), "{out}");
+    let bundles = r.ok(&["bundles", "--json"]).json();
+    let linked = bundles.as_array().unwrap().iter().find(|b| b["id"] == "migration_with_guardians").unwrap();
+    assert_eq!(linked["linked_from"], serde_json::json!(["device_migration", "guardian_handoff"]));
+    let text = r.ok(&["bundles"]).stdout;
+    for b in SHIPPED {
+        assert!(text.contains(b), "{b} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn open_takes_a_given_session_id_and_prints_it() {
+    let r = Reconf::new();
+    let id = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+    let run = r.ok(&["open", "--authority", "alice", "--session", id]);
+    assert_eq!(run.stdout.trim(), id);
+    assert!(run.stderr.contains("held by alice ["), "{}", run.stderr);
+    // Opening it again is refused: it is already held.
+    let line = r.run(&["open", "--authority", "bob", "--session", id]).one_error_line().to_owned();
+    assert!(line.contains("already held"), "{line}");
+}
+
+#[test]
+fn state_persists_across_processes() {
+    let r = Reconf::new();
+    let session = r.open("alice", "epoch_rotation_transfer");
+    // A second process sees what the first wrote.
+    let status = r.state();
+    assert_eq!(status["sessions"]["open"], 1);
+    assert_eq!(status["journal"]["head"], 4);
+    // A third changes it, a fourth sees that.
+    r.ok(&[
+        "delegate",
+        "--session",
+        &session,
+        "--from",
+        "alice",
+        "--to",
+        "bob",
+        "--bundle",
+        "epoch_rotation_transfer",
+    ]);
+    let status = r.state();
+    assert_eq!(status["journal"]["head"], 5);
+    assert_eq!(status["sessions"]["delegated"], 1);
+    let dump = r.ok(&["journal", "dump"]).stdout;
+    assert!(dump.contains(&format!("session.delegated  session={session}")), "{dump}");
+}
+
+#[test]
+fn bad_input_prints_one_line_and_changes_nothing() {
+    let r = Reconf::new();
+    let session = r.open("alice", "device_migration");
+    let before = r.state();
+    let hex63 = "0".repeat(63);
+    let not_hex = format!("{}g", "0".repeat(63));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "delegate",
+                "--session",
+                "not-a-uuid",
+                "--from",
+                "alice",
+                "--to",
+                "bob",
+                "--bundle",
+                "device_migration",
+            ],
+            "--session: invalid session id \"not-a-uuid\"",
+        ),
+        (
+            vec![
+                "delegate",
+                "--session",
+                &session,
+                "--from",
+                &hex63,
+                "--to",
+                "bob",
+                "--bundle",
+                "device_migration",
+            ],
+            "--from: ",
+        ),
+        (
+            vec![
+                "delegate",
+                "--session",
+                &session,
+                "--from",
+                "alice",
+                "--to",
+                &not_hex,
+                "--bundle",
+                "device_migration",
+            ],
+            "invalid hex digit 'g' at position 63",
+        ),
+        (
+            vec![
+                "delegate",
+                "--session",
+                &session,
+                "--from",
+                "alice",
+                "--to",
+                "bob",
+                "--bundle",
+                "no_such_bundle",
+            ],
+            "bundle no_such_bundle is not registered",
+        ),
+        (
+            vec![
+                "delegate",
+                "--session",
+                &session,
+                "--from",
+                "mallory",
+                "--to",
+                "bob",
+                "--bundle",
+                "device_migration",
+            ],
+            "is not the active holder",
+        ),
+        (
+            vec![
+                "delegate",
+                "--session",
+                &session,
+                "--from",
+                "alice",
+                "--to",
+                "alice",
+                "--bundle",
+                "device_migration",
+            ],
+            "to itself",
+        ),
+        (
+            vec![
+                "delegate",
+                "--session",
+                "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                "--from",
+                "alice",
+                "--to",
+                "bob",
+                "--bundle",
+                "device_migration",
+            ],
+            "is not open",
+        ),
+        (
+            vec!["open", "--authority", "alice", "--bundle", "no_such_bundle"],
+            "bundle no_such_bundle is not registered",
+        ),
+        (vec!["open", "--authority", "", "--bundle", "device_migration"], "--authority"),
+        (vec!["link", "device_migration", "no_such_bundle", "--as", "x"], "no_such_bundle is not registered"),
+        (vec!["link", "device_migration", "device_migration", "--as", "x"], "with itself"),
+    ];
+    for (args, expected) in cases {
+        let run = r.run(&args);
+        let line = run.one_error_line();
+        assert!(line.contains(expected), "reconf {args:?}: {line:?} should mention {expected:?}");
+        assert_eq!(r.state(), before, "reconf {args:?} changed the state");
+    }
+}
+
+#[test]
+fn inspecting_a_missing_data_dir_is_an_error_and_creates_nothing() {
+    let r = Reconf::new();
+    let delegate = [
+        "delegate",
+        "--session",
+        "67e55044-10b1-426f-9247-bb680e5fe0c8",
+        "--from",
+        "alice",
+        "--to",
+        "bob",
+        "--bundle",
+        "device_migration",
+    ];
+    for args in [&["status"][..], &["bundles"], &["verify"], &["journal", "dump"], &delegate] {
+        let line = r.run(args).one_error_line().to_owned();
+        assert!(line.contains("no journal at"), "{args:?}: {line}");
+    }
+    assert!(!r.dir.exists());
+}
+
+#[test]
+fn journal_dump_lists_ranges_as_text_and_json() {
+    let r = Reconf::new();
+    let s1 = r.open("alice", "device_migration");
+    let s2 = r.open("bob", "guardian_handoff");
+    r.ok(&["delegate", "--session", &s1, "--from", "alice", "--to", "bob", "--bundle", "device_migration"]);
+
+    let all = r.ok(&["journal", "dump"]).stdout;
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 6, "{all}");
+    assert!(lines[0].trim_start().starts_with("1  bundle.registered"), "{all}");
+    assert!(lines[4].contains(&s2), "{all}");
+    assert!(lines[5].contains("session.delegated"), "{all}");
+
+    let some = r.ok(&["journal", "dump", "--from", "4", "--limit", "2", "--json"]).stdout;
+    let records: Vec<Value> = some.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["sequence"], 4);
+    assert_eq!(records[0]["kind"], "session.opened");
+    assert_eq!(records[0]["fact"]["session"], s1.as_str());
+    assert_eq!(records[0]["fact"]["authority"].as_str().unwrap().len(), 64);
+    assert_eq!(records[1]["fact"]["bundle"], "guardian_handoff");
+
+    let last = r.ok(&["journal", "dump", "--from", "6", "--json"]).stdout;
+    let v: Value = serde_json::from_str(last.trim()).unwrap();
+    assert_eq!(v["kind"], "session.delegated");
+    assert_eq!(v["fact"]["generation"], 2);
+    assert_eq!(v["fact"]["scope"], serde_json::json!(["bundle:device_migration"]));
+    assert!(r.ok(&["journal", "dump", "--from", "7"]).stdout.is_empty());
+}
+
+#[test]
+fn verify_passes_on_a_sound_journal() {
+    let r = Reconf::new();
+    run_simulation(&r, &["--json"]);
+    let out = r.ok(&["verify"]).stdout;
+    assert!(out.contains("journal    ok:"), "{out}");
+    assert!(out.contains("coherence  ok: 40 sessions checked"), "{out}");
+}
+
+#[test]
+fn verify_names_the_corrupt_record_and_every_reader_refuses() {
+    let r = Reconf::new();
+    // Everything this run writes stays in RocksDB's write-ahead log until the next open.
+    let s = run_simulation(&r, &["--json"]);
+    let head = s["journal"]["head"].as_u64().unwrap();
+    let victim = head / 2;
+    assert_eq!(corrupt_record_in_wal(&r.dir, victim), 1, "record {victim} not found in the WAL");
+
+    let line = r.run(&["verify"]).one_error_line().to_owned();
+    assert_eq!(line, format!("error: journal record {victim} is corrupt: checksum mismatch"));
+    // Recovery reads the same records: status refuses too, naming the same sequence.
+    let line = r.run(&["status"]).one_error_line().to_owned();
+    assert!(line.contains(&format!("journal record {victim} is corrupt")), "{line}");
+    let line = r.run(&["journal", "dump"]).one_error_line().to_owned();
+    assert!(line.contains(&format!("journal record {victim} is corrupt")), "{line}");
+    // Records before the damage stay readable.
+    let before = r.ok(&["journal", "dump", "--limit", &(victim - 1).to_string()]).stdout;
+    assert_eq!(before.lines().count() as u64, victim - 1);
+}
+
+#[test]
+fn rust_log_turns_tracing_on() {
+    let r = Reconf::new();
+    r.open("alice", "device_migration");
+    let quiet = r.ok(&["status"]);
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+    let out = r.cmd().args(["status"]).env("RUST_LOG", "info").output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("INFO"), "{stderr}");
+}
