@@ -25,7 +25,8 @@ const CALLERS: usize = 64;
 fn authority(i: usize) -> AuthorityId {
     // Hashing a label per request would be the driver's cost, not the manager's.
     static IDS: std::sync::OnceLock<Vec<AuthorityId>> = std::sync::OnceLock::new();
-    IDS.get_or_init(|| (0..AUTHORITIES).map(|i| AuthorityId::from_label(&format!("authority-{i}"))).collect())[i]
+    IDS.get_or_init(|| (0..AUTHORITIES).map(|i| AuthorityId::from_label(&format!("authority-{i}"))).collect())
+        [i]
 }
 fn session(i: usize) -> SessionId {
     SessionId::from_u128(0xbe_0000_0000 | i as u128)

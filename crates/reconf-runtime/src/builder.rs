@@ -104,13 +104,12 @@ impl ManagerBuilder {
     /// Opens (or creates) a RocksDB journal at `path` with default options.
     #[cfg(feature = "rocksdb")]
     pub fn rocksdb_journal(self, path: impl AsRef<std::path::Path>) -> Result<Self, ManagerError> {
+        let path = path.as_ref();
         let j = reconf_store_rocksdb::RocksJournal::open(
-            path.as_ref(),
+            path,
             reconf_store_rocksdb::RocksJournalOptions::default(),
         )
-        .map_err(|e| {
-            ManagerError::Config(format!("opening the RocksDB journal at {}: {e}", path.as_ref().display()))
-        })?;
+        .map_err(|source| ManagerError::OpenJournal { path: path.to_path_buf(), source })?;
         Ok(self.journal(j))
     }
 

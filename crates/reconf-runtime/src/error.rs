@@ -106,6 +106,14 @@ pub enum ManagerError {
     /// Rebuilding the state from the journal failed.
     #[error("recovery: {0}")]
     Recovery(#[source] RecoveryError),
+    /// The journal could not be opened (missing, locked, corrupt, newer format).
+    #[error("opening the journal at {}: {source}", path.display())]
+    OpenJournal {
+        /// Where.
+        path: std::path::PathBuf,
+        /// Why.
+        source: JournalError,
+    },
     /// The journal could not be read.
     #[error("journal read: {0}")]
     Journal(#[source] JournalError),
@@ -142,6 +150,29 @@ pub enum ManagerError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecoveryError {
+    /// The newest snapshot does not equal the state replayed from the journal at its
+    /// sequence.
+    #[error("snapshot at sequence {sequence} differs from the journal replayed to that point")]
+    SnapshotMismatch {
+        /// The snapshot's sequence.
+        sequence: u64,
+    },
+    /// The snapshot's bytes do not decode into a state.
+    #[error("snapshot at sequence {sequence} cannot be decoded: {reason}")]
+    SnapshotUndecodable {
+        /// The snapshot's sequence.
+        sequence: u64,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// Replay stopped before the journal's head.
+    #[error("replay ended at sequence {ended} but the journal head is {head}")]
+    ShortReplay {
+        /// Last sequence replayed.
+        ended: u64,
+        /// The journal's head.
+        head: u64,
+    },
     /// The journal skipped a sequence while replaying.
     #[error("journal replay expected sequence {expected}, found {found}")]
     Gap {

@@ -28,7 +28,7 @@ mod upgrade;
 pub use builder::{ManagerBuilder, DEFAULT_MAILBOX_CAPACITY, DEFAULT_SNAPSHOT_INTERVAL};
 pub use error::{BoundaryError, ManagerError, RecoveryError};
 pub use manager::{ManagerStats, ReconfigurationManager};
-pub use recovery::RecoveryReport;
+pub use recovery::{audit_journal, JournalAudit, RecoveryReport};
 pub use request::{
     CheckedCoherence, DelegationOutcome, DelegationRequest, DelegationWitness, HandoffOutcome, OwnedSession,
 };

@@ -3,15 +3,11 @@
 use std::path::Path;
 
 use reconf_core::{CoherenceReport, State};
-use reconf_effects::{Corruption, JournalEffects, JournalError};
 use reconf_store_rocksdb::{RocksJournal, VerifyReport};
 
 use crate::data::{self, Access};
 use crate::error::CliError;
 use crate::output::say;
-
-/// Records read per page while replaying.
-const PAGE: usize = 4096;
 
 /// Violations printed before the error line.
 const SHOWN_VIOLATIONS: usize = 10;
@@ -36,7 +32,7 @@ pub(crate) async fn run(dir: &Path) -> Result<(), CliError> {
         c.journal.head.unwrap_or(0)
     )?;
     match c.snapshot {
-        Some(s) => say!("snapshot   latest at sequence {s}, checksum ok")?,
+        Some(s) => say!("snapshot   latest at sequence {s}: equal to the journal replayed to that point")?,
         None => say!("snapshot   none")?,
     }
     let stats = c.state.stats();
@@ -67,28 +63,13 @@ pub(crate) async fn run(dir: &Path) -> Result<(), CliError> {
 
 async fn check(journal: &RocksJournal) -> Result<Checked, CliError> {
     let report = journal.verify().await?;
-    let snapshot = journal.latest_snapshot().await?.map(|s| s.sequence);
-    // Replay every record from the first, ignoring snapshots: the strictest rebuild.
-    let mut state = State::new();
-    loop {
-        let page = journal.read(state.head() + 1, PAGE).await?;
-        if page.is_empty() {
-            break;
-        }
-        for r in page {
-            state.apply(r.sequence, &r.fact);
-        }
-    }
-    let head = report.head.unwrap_or(0);
-    if state.head() != head {
-        return Err(JournalError::Corrupt {
-            sequence: state.head() + 1,
-            corruption: Corruption::Metadata {
-                reason: format!("replay ended at {} before the head {head}", state.head()),
-            },
-        }
-        .into());
-    }
-    let audit = state.verify_coherence();
-    Ok(Checked { journal: report, snapshot, state, audit })
+    // Replays every record from the first (no snapshot shortcut), compares the newest
+    // snapshot with the replay at its sequence, and audits coherence.
+    let audit = reconf_runtime::audit_journal(journal).await?;
+    Ok(Checked {
+        journal: report,
+        snapshot: audit.snapshot_checked,
+        state: audit.state,
+        audit: audit.coherence,
+    })
 }
