@@ -39,6 +39,10 @@ pub(crate) enum Command {
     Open(OpenArgs),
     /// Delegate a session from its active holder to another authority.
     Delegate(DelegateArgs),
+    /// Seed a bundle's membership, or run a staged runtime upgrade of it from a JSON
+    /// request (staged, admitted, committed — or failed / rolled back — each phase
+    /// journaled).
+    Upgrade(UpgradeArgs),
     /// Check the journal (frames, checksums, hash chain), replay it and audit coherence.
     Verify,
     /// Inspect the journal.
@@ -122,6 +126,30 @@ pub(crate) struct DelegateArgs {
     /// The registered bundle the delegation goes through.
     #[arg(long)]
     pub(crate) bundle: String,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("action").required(true).args(["request", "seed"])))]
+pub(crate) struct UpgradeArgs {
+    /// The bundle to upgrade.
+    #[arg(long)]
+    pub(crate) bundle: String,
+    /// A runtime upgrade request as JSON (upgrade id, plan steps with member sets,
+    /// compatibility contract, carried/invalidated ids).
+    #[arg(long, value_name = "FILE.json")]
+    pub(crate) request: Option<std::path::PathBuf>,
+    /// Refuse the upgrade unless the bundle is at this membership epoch.
+    #[arg(long, requires = "request")]
+    pub(crate) expected_epoch: Option<u64>,
+    /// Seed the bundle's membership instead (comma-separated member names).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub(crate) seed: Option<Vec<String>>,
+    /// With --seed: replace a membership that already has history.
+    #[arg(long, requires = "seed")]
+    pub(crate) force: bool,
+    /// Print the resulting snapshot as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]

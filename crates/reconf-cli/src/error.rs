@@ -70,6 +70,14 @@ pub(crate) enum CliError {
     /// JSON output failed.
     #[error("writing JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// An upgrade request file that is not a valid request.
+    #[error("{}: not a valid upgrade request: {source}", path.display())]
+    UpgradeRequest {
+        /// The file.
+        path: PathBuf,
+        /// Why it did not parse.
+        source: serde_json::Error,
+    },
     /// The async runtime could not start.
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),

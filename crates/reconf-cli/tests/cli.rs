@@ -440,3 +440,54 @@ fn rust_log_turns_tracing_on() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("INFO"), "{stderr}");
 }
+
+#[test]
+fn upgrade_seeds_runs_repeats_and_refuses_invalid_plans() {
+    let r = Reconf::new();
+    let files = tempfile::tempdir().unwrap();
+    let req = files.path().join("req.json");
+    std::fs::write(
+        &req,
+        r#"{"upgrade_id": "release-1", "plan": {"plan_id": "p1", "steps": [
+            {"step_id": "s1", "next_members": ["g1", "g2", "g4"]},
+            {"step_id": "s2", "next_members": ["g2", "g4", "g5"]}]}}"#,
+    )
+    .unwrap();
+    let bundle = ["--bundle", "guardian_handoff"];
+    // Not seeded yet: refused with one line, nothing journaled.
+    let line = r
+        .run(&["upgrade", bundle[0], bundle[1], "--request", req.to_str().unwrap()])
+        .one_error_line()
+        .to_owned();
+    assert!(line.contains("not seeded") || line.contains("seed"), "{line}");
+    let seeded = r.ok(&["upgrade", bundle[0], bundle[1], "--seed", "g1,g2,g3", "--json"]).json();
+    assert_eq!(seeded["epoch"], 1);
+    let out = r.ok(&["upgrade", bundle[0], bundle[1], "--request", req.to_str().unwrap()]);
+    assert!(out.stdout.contains("staged -> admitted -> committed cutover"), "{}", out.stdout);
+    assert!(out.stdout.contains("epoch 3, members [g2, g4, g5]"), "{}", out.stdout);
+    let head = r.state()["journal"]["head"].clone();
+    // Repeating the id answers from the record and writes nothing.
+    r.ok(&["upgrade", bundle[0], bundle[1], "--request", req.to_str().unwrap()]);
+    assert_eq!(r.state()["journal"]["head"], head);
+    // An invalid plan is refused naming the broken rule; its failed phases are journaled.
+    let bad = files.path().join("bad.json");
+    std::fs::write(&bad, r#"{"upgrade_id": "r2", "plan": {"plan_id": "p2", "steps": [{"step_id": "s1", "next_members": ["x1"]}]}}"#).unwrap();
+    let line = r
+        .run(&["upgrade", bundle[0], bundle[1], "--request", bad.to_str().unwrap()])
+        .one_error_line()
+        .to_owned();
+    assert!(line.contains("ownership continuity"), "{line}");
+    let after = r.ok(&["upgrade", bundle[0], bundle[1], "--seed", "g1", "--force", "--json"]).json();
+    assert_eq!(after["executions"].as_array().unwrap().len(), 2);
+    // A malformed request file touches nothing.
+    let broken = files.path().join("broken.json");
+    std::fs::write(&broken, "{").unwrap();
+    let head = r.state()["journal"]["head"].clone();
+    let line = r
+        .run(&["upgrade", bundle[0], bundle[1], "--request", broken.to_str().unwrap()])
+        .one_error_line()
+        .to_owned();
+    assert!(line.contains("not a valid upgrade request"), "{line}");
+    assert_eq!(r.state()["journal"]["head"], head);
+    r.ok(&["verify"]);
+}

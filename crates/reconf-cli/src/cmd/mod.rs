@@ -7,6 +7,7 @@ mod link;
 mod open;
 mod simulate;
 mod status;
+mod upgrade;
 mod verify;
 
 use crate::cli::{Cli, Command, JournalCommand};
@@ -22,6 +23,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Link(args) => link::run(dir, args).await,
         Command::Open(args) => open::run(dir, args).await,
         Command::Delegate(args) => delegate::run(dir, args).await,
+        Command::Upgrade(args) => upgrade::run(dir, args).await,
         Command::Verify => verify::run(dir).await,
         Command::Journal(JournalCommand::Dump(args)) => journal::dump(dir, args).await,
     }
