@@ -141,8 +141,8 @@ fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
-fn summary() {
-    println!("\n== delegate: same-run ratios ==");
+fn summary(allocator: &str) {
+    println!("\n== delegate: same-run ratios ({allocator}) ==");
     let mut base = None;
     for n in SIZES {
         let mut fx = Fixture::new(n);
@@ -169,8 +169,27 @@ fn summary() {
 
 criterion_group!(benches, bench);
 
+/// Set in the child process that repeats the summary with huge pages.
+const HUGEPAGE_CHILD: &str = "RECONF_BENCH_HUGEPAGE_CHILD";
+
 fn main() {
+    if std::env::var_os(HUGEPAGE_CHILD).is_some() {
+        summary("glibc malloc asking for transparent huge pages");
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
-    summary();
+    summary("default allocator settings");
+    // At a million sessions most of a delegation is TLB and cache misses. glibc's malloc
+    // can back large tables with transparent huge pages (THP is in madvise mode on this
+    // kind of machine), which only an environment variable read at start-up turns on: so
+    // the same measurement runs again in a child process with it set.
+    let Ok(exe) = std::env::current_exe() else { return };
+    let status = std::process::Command::new(exe)
+        .env(HUGEPAGE_CHILD, "1")
+        .env("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+        .status();
+    if !status.as_ref().is_ok_and(|s| s.success()) {
+        println!("(the huge-page run could not be made: {status:?})");
+    }
 }

@@ -157,10 +157,40 @@ fn core_only_per_sec() -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
+/// Criterion's timing of 64-caller rounds through `m`.
+fn measure(
+    criterion: &mut Criterion,
+    rt: &Runtime,
+    name: &str,
+    m: &ReconfigurationManager,
+    callers: &mut Callers,
+    per_caller: usize,
+) {
+    let mut g = criterion.benchmark_group("manager");
+    g.throughput(Throughput::Elements((CALLERS * per_caller) as u64));
+    g.measurement_time(Duration::from_secs(10));
+    g.bench_function(BenchmarkId::new(name, SESSIONS), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += rt.block_on(callers.round(m, per_caller));
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+/// Set in the child process that repeats the in-memory figures with huge pages.
+const HUGEPAGE_CHILD: &str = "RECONF_BENCH_HUGEPAGE_CHILD";
+
 fn main() {
+    let child = std::env::var_os(HUGEPAGE_CHILD).is_some();
     let rt = Runtime::new().unwrap();
-    let mut criterion =
-        Criterion::default().configure_from_args().sample_size(10).warm_up_time(Duration::from_secs(1));
+    // The huge-page child only repeats the same-run figures, without criterion.
+    let mut criterion = (!child).then(|| {
+        Criterion::default().configure_from_args().sample_size(10).warm_up_time(Duration::from_secs(1))
+    });
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     let facts = setup_facts(SESSIONS);
@@ -190,19 +220,9 @@ fn main() {
     ));
     let mut callers = Callers::new();
     let per_caller = 4_000;
-    let mut g = criterion.benchmark_group("manager");
-    g.throughput(Throughput::Elements((CALLERS * per_caller) as u64));
-    g.measurement_time(Duration::from_secs(10));
-    g.bench_function(BenchmarkId::new("memory_journal_64_callers", SESSIONS), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += rt.block_on(callers.round(&m, per_caller));
-            }
-            total
-        })
-    });
-    g.finish();
+    if let Some(c) = criterion.as_mut() {
+        measure(c, &rt, "memory_journal_64_callers", &m, &mut callers, per_caller);
+    }
     let rss_after = rss_bytes();
     let elapsed = rt.block_on(callers.round(&m, per_caller));
     rows.push(Row {
@@ -226,9 +246,13 @@ fn main() {
     drop(journal);
 
     #[cfg(feature = "rocksdb")]
-    rocks(&rt, &mut criterion, &facts, &mut rows, &mut notes);
+    if let Some(c) = criterion.as_mut() {
+        rocks(&rt, c, &facts, &mut rows, &mut notes);
+    }
 
-    println!("\n== manager: same-run figures ==");
+    let allocator =
+        if child { "glibc malloc asking for transparent huge pages" } else { "default allocator settings" };
+    println!("\n== manager: same-run figures ({allocator}) ==");
     let base = rows[0].per_sec;
     for r in &rows {
         println!("{:<48} {:>12.0} delegations/s  ({:.2}x core only)", r.name, r.per_sec, r.per_sec / base);
@@ -236,7 +260,19 @@ fn main() {
     for n in notes {
         println!("{n}");
     }
-    criterion.final_summary();
+    let Some(c) = criterion else { return };
+    c.final_summary();
+    // TLB misses dominate at a million sessions; glibc backs large tables with huge pages
+    // only when told so at start-up, so the in-memory figures run again in a child.
+    drop(facts);
+    let Ok(exe) = std::env::current_exe() else { return };
+    let status = std::process::Command::new(exe)
+        .env(HUGEPAGE_CHILD, "1")
+        .env("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+        .status();
+    if !status.as_ref().is_ok_and(|s| s.success()) {
+        println!("(the huge-page run could not be made: {status:?})");
+    }
 }
 
 #[cfg(feature = "rocksdb")]
@@ -298,19 +334,7 @@ fn rocks(
         replay.as_secs_f64()
     ));
     let mut callers = Callers::new();
-    let mut g = criterion.benchmark_group("manager");
-    g.throughput(Throughput::Elements((CALLERS * per_caller) as u64));
-    g.measurement_time(Duration::from_secs(10));
-    g.bench_function(BenchmarkId::new("rocksdb_journal_64_callers", facts.len()), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += rt.block_on(callers.round(&m, per_caller));
-            }
-            total
-        })
-    });
-    g.finish();
+    measure(criterion, rt, "rocksdb_journal_64_callers", &m, &mut callers, per_caller);
     let elapsed = rt.block_on(callers.round(&m, per_caller));
     let rate = (CALLERS * per_caller) as f64 / elapsed.as_secs_f64();
     rows.push(Row { name: "manager, RocksDB journal, 64 callers".into(), per_sec: rate });
