@@ -123,11 +123,13 @@ impl Actor {
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(e) => batch.push(e),
-                    Err(_) => break,
-                }
+            Self::drain(&mut rx, &mut batch);
+            if batch.len() < MAX_BATCH {
+                // Callers just answered by the previous batch are runnable but have not sent
+                // yet: one yield lets them, so their commands share this batch's journal
+                // commit instead of each waking the actor (and the disk) on its own.
+                tokio::task::yield_now().await;
+                Self::drain(&mut rx, &mut batch);
             }
             let (shutdown, work): (Vec<_>, Vec<_>) =
                 batch.into_iter().partition(|e| matches!(e.op, Op::Shutdown));
@@ -142,6 +144,15 @@ impl Actor {
                     let _ = s.reply.send(Ok(Reply::Unit));
                 }
                 return;
+            }
+        }
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<Envelope>, batch: &mut Vec<Envelope>) {
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
             }
         }
     }
