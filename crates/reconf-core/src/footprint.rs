@@ -173,6 +173,10 @@ impl FootprintIndex {
         self.entries.capacity()
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = (SessionId, SessionClass)> + '_ {
         self.entries.iter().map(|(s, c)| (*s, *c))
     }

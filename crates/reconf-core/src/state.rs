@@ -426,9 +426,25 @@ impl State {
         Ok(())
     }
 
-    /// Full coherence audit: the footprint scan of [`coherence::audit`] plus a cross-check
-    /// of every footprint entry against the session index. Violations come sorted.
+    /// Full coherence audit of every session. Violations come sorted; one bad session never
+    /// hides another.
     pub fn verify_coherence(&self) -> CoherenceReport {
+        // Fast proof, O(sessions) lookups and no allocation: if every entry a record implies
+        // is in the index with its class, and the index holds no more entries than the
+        // records imply, then the index is exactly the records, which can only express one
+        // holder and at most one delegator per session. Anything else gets the full scan,
+        // which names every violation.
+        let implied = self.sessions.len() + self.sessions.values().filter(|r| r.delegator.is_some()).count();
+        let held: usize = self.authorities.iter().map(|e| e.footprint.len()).sum();
+        if held == implied && self.sessions.keys().all(|s| self.session_coherence(s).is_ok()) {
+            return CoherenceReport { sessions_checked: self.sessions.len() as u64, violations: Vec::new() };
+        }
+        self.full_coherence_scan()
+    }
+
+    /// The full scan behind [`verify_coherence`](Self::verify_coherence): the independent
+    /// footprint audit plus a cross-check of every entry against the session index.
+    pub fn full_coherence_scan(&self) -> CoherenceReport {
         let footprints: Vec<(AuthorityId, SessionFootprint)> =
             self.authorities.iter().map(|e| (e.id, e.footprint.to_footprint())).collect();
         let mut report = coherence::audit(footprints.iter().map(|(a, f)| (*a, f)));
@@ -662,4 +678,48 @@ pub enum SnapshotError {
     /// More ids than a state can intern.
     #[error("snapshot holds more ids than a state can intern")]
     TooLarge,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{Command, Delegation};
+
+    fn state_with_delegation() -> State {
+        let mut st = State::new();
+        let (a, b) = (AuthorityId::from_label("a"), AuthorityId::from_label("b"));
+        let bundle = BundleId::new("x").unwrap();
+        let cmds = [
+            Command::RegisterBundle(ComposedBundle::new(bundle.clone())),
+            Command::OpenSession { session: SessionId::from_u128(1), authority: a, bundle: None },
+            Command::OpenSession { session: SessionId::from_u128(2), authority: a, bundle: None },
+            Command::Delegate(Delegation::new(SessionId::from_u128(1), a, b, bundle, 0)),
+        ];
+        for (i, c) in cmds.iter().enumerate() {
+            let f = st.check(c).unwrap();
+            st.apply(i as u64 + 1, &f);
+        }
+        st
+    }
+
+    #[test]
+    fn the_fast_proof_agrees_with_the_full_scan() {
+        let st = state_with_delegation();
+        assert!(st.verify_coherence().is_coherent());
+        assert_eq!(st.verify_coherence(), st.full_coherence_scan());
+    }
+
+    #[test]
+    fn a_stray_index_entry_falls_through_to_the_full_scan() {
+        let mut st = state_with_delegation();
+        // An orphaned delegated-out entry no record implies.
+        st.authorities[0].footprint.set(SessionId::from_u128(9), SessionClass::DelegatedOut);
+        let report = st.verify_coherence();
+        assert!(report.violations.iter().any(|v| matches!(v, Violation::DelegatedOutWithoutReceiver { .. })));
+        assert!(report.violations.iter().any(|v| matches!(v, Violation::IndexMismatch { .. })));
+        // A missing implied entry is caught too.
+        let mut st = state_with_delegation();
+        st.authorities[1].footprint.remove_if(SessionId::from_u128(1), SessionClass::DelegatedIn);
+        assert!(!st.verify_coherence().is_coherent());
+    }
 }

@@ -167,6 +167,7 @@ proptest! {
             }
             let report = state.verify_coherence();
             prop_assert!(report.is_coherent(), "{:?}", report.violations);
+            prop_assert_eq!(report, state.full_coherence_scan());
             if let Some(s) = command_session(op) {
                 prop_assert!(state.session_coherence(&s).is_ok());
             }

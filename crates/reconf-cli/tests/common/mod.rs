@@ -90,59 +90,17 @@ impl Reconf {
     }
 }
 
-/// Flips a byte inside the payload of journal record `sequence` where it sits in a RocksDB
-/// write-ahead log of `dir`, and re-seals that WAL record's own checksum so RocksDB replays
-/// it as if nothing happened: only the journal's frame checksum can notice.
-///
-/// The journal must be closed and the record still in the WAL (written by the last process
-/// that had the journal open). Frame layout: see `reconf_store_rocksdb::layout`.
-pub fn corrupt_record_in_wal(dir: &Path, sequence: u64) -> usize {
-    let mut hits = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("log") {
-            continue;
-        }
-        let mut bytes = std::fs::read(&path).unwrap();
-        let key = sequence.to_be_bytes();
-        let Some(frame) = (0..bytes.len().saturating_sub(50))
-            .find(|&i| bytes[i..i + 2] == [0, 1] && bytes[i + 6..i + 14] == key)
-        else {
-            continue;
-        };
-        let target = frame + 50 + 1; // a payload byte
-        bytes[target] ^= 0x5a;
-        reseal_wal_record(&mut bytes, target);
-        std::fs::write(&path, &bytes).unwrap();
-        hits += 1;
-    }
-    hits
-}
-
-/// RocksDB log format: 32 KiB blocks of physical records `crc32c (masked, LE u32) ‖ length
-/// (LE u16) ‖ type (u8) [‖ log number (LE u32), recyclable types 5..=8] ‖ payload`, the crc
-/// covering type, log number and payload.
-fn reseal_wal_record(bytes: &mut [u8], target: usize) {
-    const BLOCK: usize = 32 * 1024;
-    let mut pos = 0;
-    while pos + 7 <= bytes.len() {
-        let left = BLOCK - pos % BLOCK;
-        if left < 7 {
-            pos += left;
-            continue;
-        }
-        let len = usize::from(u16::from_le_bytes([bytes[pos + 4], bytes[pos + 5]]));
-        let kind = bytes[pos + 6];
-        assert!(kind != 0 || len != 0, "reached the WAL's end without finding byte {target}");
-        let header = if (5..=8).contains(&kind) { 11 } else { 7 };
-        let end = pos + header + len;
-        if (pos + header..end).contains(&target) {
-            let crc = crc32c::crc32c(&bytes[pos + 6..end]);
-            let masked = (crc.rotate_right(15)).wrapping_add(0xa282_ead8);
-            bytes[pos..pos + 4].copy_from_slice(&masked.to_le_bytes());
-            return;
-        }
-        pos = end;
-    }
-    panic!("byte {target} is not inside a WAL record");
+/// Flips a byte inside the payload of journal record `sequence`, writing the altered frame
+/// back through plain RocksDB so that RocksDB's own checksums stay valid: only the
+/// journal's frame checksum can notice. The journal must be closed.
+pub fn corrupt_record(dir: &Path, sequence: u64) {
+    use reconf_store_rocksdb::layout::{META_CF, RECORDS_CF, RECORD_HEADER_LEN, SNAPSHOTS_CF};
+    let db =
+        rocksdb::DB::open_cf(&rocksdb::Options::default(), dir, [RECORDS_CF, META_CF, SNAPSHOTS_CF]).unwrap();
+    let cf = db.cf_handle(RECORDS_CF).unwrap();
+    let key = sequence.to_be_bytes();
+    let mut frame = db.get_cf(cf, key).unwrap().expect("record present");
+    frame[RECORD_HEADER_LEN + 1] ^= 0x5a;
+    db.put_cf(cf, key, &frame).unwrap();
+    db.flush_cf(cf).unwrap();
 }
