@@ -176,7 +176,7 @@ impl Actor {
             let now = if Self::needs_time(&batch) { Some(self.clock.physical_time().await) } else { None };
             let (plans, facts) = self.plan(&batch, now.as_ref());
             if facts.is_empty() {
-                self.reply_all(batch, plans.into_iter().map(Some).collect(), None);
+                self.reply_all(batch, plans, None);
                 return;
             }
             let head = read(&self.shared.state).head();
@@ -186,7 +186,7 @@ impl Actor {
                     Shared::bump(&self.shared.commits, 1);
                     Shared::bump(&self.shared.facts, facts.len() as u64);
                     let applied = self.apply(committed.first, &facts);
-                    self.reply_all(batch, plans.into_iter().map(Some).collect(), Some(applied));
+                    self.reply_all(batch, plans, Some(applied));
                     self.maybe_snapshot().await;
                     return;
                 }
@@ -221,7 +221,7 @@ impl Actor {
             .into_iter()
             .map(|p| {
                 let operation = match &p {
-                    Plan::Done(_) => return Some(p),
+                    Plan::Done(_) => return p,
                     Plan::Register => "register bundle",
                     Plan::Link => "link bundles",
                     Plan::Open => "open session",
@@ -235,7 +235,7 @@ impl Actor {
                 } else {
                     err
                 };
-                Some(Plan::Done(Err(err)))
+                Plan::Done(Err(err))
             })
             .collect();
         self.reply_all(batch, plans, None);
@@ -400,15 +400,14 @@ impl Actor {
         facts.iter().enumerate().map(|(i, f)| state.apply(first + i as u64, f)).collect()
     }
 
-    fn reply_all(&self, batch: Vec<Envelope>, plans: Vec<Option<Plan>>, applied: Option<Vec<Applied>>) {
+    fn reply_all(&self, batch: Vec<Envelope>, plans: Vec<Plan>, applied: Option<Vec<Applied>>) {
         let mut applied = applied.unwrap_or_default().into_iter();
         let state = read(&self.shared.state);
         let mut live = write(&self.shared.live);
         for (env, plan) in batch.into_iter().zip(plans) {
             let result = match plan {
-                None => Err(ManagerError::Stopped),
-                Some(Plan::Done(r)) => r,
-                Some(plan) => match applied.next() {
+                Plan::Done(r) => r,
+                plan => match applied.next() {
                     Some(a) => Self::outcome(&state, &mut live, plan, a),
                     None => Err(ManagerError::Stopped),
                 },
