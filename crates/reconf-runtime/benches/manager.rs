@@ -231,7 +231,7 @@ fn main() {
     });
     let delegations_so_far = m.stats().state.delegated;
     notes.push(format!(
-        "resident memory after the delegation rounds: {:+.1} bytes per live session vs. before them ({} sessions delegated; the journal copy of history grows, the state does not)",
+        "process RSS after the delegation rounds: {:+.1} bytes per live session vs. before them ({} sessions now delegated; includes the in-memory journal's new records — the state's own size is the index-bytes line)",
         (rss_bytes() as f64 - rss_after as f64) / SESSIONS as f64,
         delegations_so_far
     ));
