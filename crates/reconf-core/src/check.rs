@@ -14,7 +14,7 @@ use crate::fact::{Change, DelegationFact, Fact};
 use crate::footprint::FastMap;
 use crate::ids::{AuthorityId, BundleId, SessionId};
 use crate::scope::{CapabilityScope, LinkBoundary};
-use crate::state::{State, MAX_AUTHORITIES};
+use crate::state::{State, MAX_AUTHORITIES, MAX_GENERATION};
 
 /// The parts of a session record the rules need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl<'s> Checker<'s> {
             None => self.state.record(session).map(|r| View {
                 holder: self.state.authority_id(r.holder),
                 delegator: r.delegator.map(|d| self.state.authority_id(d)),
-                generation: r.generation,
+                generation: u64::from(r.generation),
             }),
         }
     }
@@ -91,7 +91,7 @@ impl<'s> Checker<'s> {
             None => self
                 .state
                 .record(session)
-                .map(|r| r.generation)
+                .map(|r| u64::from(r.generation))
                 .or_else(|| self.state.retired_generation(session)),
         }
     }
@@ -138,6 +138,16 @@ impl<'s> Checker<'s> {
     /// The active holder of a session as the earlier commands of the batch leave it.
     pub fn holder(&self, session: &SessionId) -> Option<AuthorityId> {
         self.view(session).map(|v| v.holder)
+    }
+
+    /// The generation after `last` (1 for a session never seen), refused past the limit so
+    /// that generations never wrap or stall.
+    fn next_generation(session: SessionId, last: Option<u64>) -> Result<u64, CommandError> {
+        let next = last.map_or(1, |g| g.saturating_add(1));
+        if next > MAX_GENERATION {
+            return Err(CommandError::GenerationExhausted { session });
+        }
+        Ok(next)
     }
 
     /// Checks the next command of the batch. On success the overlay records its effect so
@@ -189,7 +199,7 @@ impl<'s> Checker<'s> {
                     return Err(CommandError::SessionAlreadyHeld { session: *session, holder: v.holder });
                 }
                 self.admit_authority(authority)?;
-                let generation = self.last_generation(session).map_or(1, |g| g.saturating_add(1));
+                let generation = Self::next_generation(*session, self.last_generation(session))?;
                 self.sessions
                     .insert(*session, Slot::Open(View { holder: *authority, delegator: None, generation }));
                 Change::SessionOpened {
@@ -231,7 +241,7 @@ impl<'s> Checker<'s> {
         }
         let v = self.active_holder(&d.session, &d.from)?;
         self.admit_authority(&d.to)?;
-        let generation = v.generation.saturating_add(1);
+        let generation = Self::next_generation(d.session, Some(v.generation))?;
         self.sessions
             .insert(d.session, Slot::Open(View { holder: d.to, delegator: Some(d.from), generation }));
         Ok(DelegationFact {

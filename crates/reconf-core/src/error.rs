@@ -111,6 +111,12 @@ pub enum CommandError {
     /// An empty fragment set moves nothing.
     #[error("a delegation scope must name at least one fragment")]
     EmptyScope,
+    /// The session's owner generation reached its limit.
+    #[error("session {session} has reached the highest owner generation; open a new session")]
+    GenerationExhausted {
+        /// The session.
+        session: SessionId,
+    },
     /// The state cannot intern more authorities.
     #[error("too many authorities: the state holds at most {max}")]
     TooManyAuthorities {

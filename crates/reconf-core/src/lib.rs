@@ -59,5 +59,5 @@ pub use receipt::DelegationReceipt;
 pub use scope::{CapabilityScope, LinkBoundary};
 pub use state::{
     Applied, LinkRecord, SessionRecord, SnapshotError, SnapshotRecord, State, StateSnapshot, StateStats,
-    MAX_AUTHORITIES,
+    MAX_AUTHORITIES, MAX_GENERATION,
 };

@@ -29,13 +29,25 @@ impl Ix {
 /// The most authorities one state can intern.
 pub const MAX_AUTHORITIES: u64 = u32::MAX as u64 - 1;
 
-/// The compact per-session record: 24 bytes, ids interned.
+/// The compact per-session record: 16 bytes, ids interned. The generation is stored in 32
+/// bits (checked commands refuse to go past [`MAX_GENERATION`]); it is `u64` everywhere
+/// else, so the wire format does not depend on this choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Record {
     pub(crate) holder: Ix,
     pub(crate) delegator: Option<Ix>,
     pub(crate) bundle: Option<Ix>,
-    pub(crate) generation: u64,
+    pub(crate) generation: u32,
+}
+
+/// The highest owner generation a session can reach: about four billion delegations of one
+/// session.
+pub const MAX_GENERATION: u64 = u32::MAX as u64;
+
+/// The stored form of a generation from a fact. Checked commands never exceed the limit;
+/// an unchecked fact beyond it saturates, keeping `apply` total.
+fn stored_generation(g: u64) -> u32 {
+    u32::try_from(g).unwrap_or(u32::MAX)
 }
 
 #[derive(Debug, Clone)]
@@ -212,7 +224,7 @@ impl State {
             holder: self.authority_id(r.holder),
             delegator: r.delegator.map(|d| self.authority_id(d)),
             class: if r.delegator.is_some() { SessionClass::DelegatedIn } else { SessionClass::Native },
-            generation: r.generation,
+            generation: u64::from(r.generation),
             bundle: r.bundle.and_then(|b| self.bundle_names.get(b.slot()).cloned()),
         })
     }
@@ -340,7 +352,8 @@ impl State {
                     self.unindex(*session, prev);
                 }
                 self.retired.remove(session);
-                let r = Record { holder, delegator: None, bundle, generation: *generation };
+                let r =
+                    Record { holder, delegator: None, bundle, generation: stored_generation(*generation) };
                 self.sessions.insert(*session, r);
                 self.index(*session, r);
                 Applied::SessionOpened { session: *session, generation: *generation }
@@ -352,7 +365,7 @@ impl State {
             Change::SessionClosed { session, .. } => {
                 if let Some(prev) = self.sessions.remove(session) {
                     self.unindex(*session, prev);
-                    self.retired.insert(*session, prev.generation);
+                    self.retired.insert(*session, u64::from(prev.generation));
                 }
                 Applied::SessionClosed { session: *session }
             }
@@ -380,7 +393,8 @@ impl State {
             self.unindex(d.session, prev);
         }
         self.retired.remove(&d.session);
-        let r = Record { holder: to, delegator: Some(from), bundle, generation: d.generation };
+        let r =
+            Record { holder: to, delegator: Some(from), bundle, generation: stored_generation(d.generation) };
         self.sessions.insert(d.session, r);
         self.index(d.session, r);
         DelegationReceipt {
@@ -523,7 +537,7 @@ impl State {
                         holder: r.holder.0.get(),
                         delegator: r.delegator.map(|d| d.0.get()),
                         bundle: r.bundle.map(|b| b.0.get()),
-                        generation: r.generation,
+                        generation: u64::from(r.generation),
                     },
                 )
             })
@@ -574,7 +588,8 @@ impl State {
                 holder: check(r.holder, n, session)?,
                 delegator: r.delegator.map(|d| check(d, n, session)).transpose()?,
                 bundle: r.bundle.map(|b| check(b, s.bundle_names.len(), session)).transpose()?,
-                generation: r.generation,
+                generation: u32::try_from(r.generation)
+                    .map_err(|_| SnapshotError::GenerationTooLarge { session, generation: r.generation })?,
             };
             if s.sessions.insert(session, rec).is_some() {
                 return Err(SnapshotError::DuplicateSession { session });
@@ -674,6 +689,14 @@ pub enum SnapshotError {
     DuplicateSession {
         /// The session.
         session: SessionId,
+    },
+    /// A generation beyond [`MAX_GENERATION`].
+    #[error("snapshot record of session {session} has generation {generation}, above the limit")]
+    GenerationTooLarge {
+        /// The session.
+        session: SessionId,
+        /// The generation.
+        generation: u64,
     },
     /// More ids than a state can intern.
     #[error("snapshot holds more ids than a state can intern")]

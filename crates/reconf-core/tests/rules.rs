@@ -344,3 +344,17 @@ fn stats_count_by_class() {
     let st = h.state.stats();
     assert_eq!((st.sessions, st.native, st.delegated, st.authorities, st.bundles), (2, 1, 1, 2, 1));
 }
+
+#[test]
+fn a_generation_at_its_limit_refuses_to_advance_and_never_wraps() {
+    let mut h = Harness::new();
+    h.open(1, "a");
+    let mut snap = h.state.to_snapshot();
+    snap.sessions[0].1.generation = MAX_GENERATION;
+    let at_limit = State::from_snapshot(snap.clone()).unwrap();
+    let cmd = Command::Delegate(Delegation::new(s(1), a("a"), a("b"), bid("x"), 0));
+    assert_eq!(at_limit.check(&cmd).unwrap_err(), CommandError::GenerationExhausted { session: s(1) });
+    assert_eq!(at_limit.session(&s(1)).unwrap().generation, MAX_GENERATION);
+    snap.sessions[0].1.generation = MAX_GENERATION + 1;
+    assert!(matches!(State::from_snapshot(snap), Err(SnapshotError::GenerationTooLarge { .. })));
+}
