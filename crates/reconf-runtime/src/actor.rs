@@ -97,6 +97,7 @@ pub(crate) struct Actor {
     pub(crate) clock: Arc<dyn PhysicalTimeEffects>,
     pub(crate) snapshot_interval: Option<u64>,
     pub(crate) last_snapshot: u64,
+    pub(crate) snapshot_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn delegation_error(e: CommandError) -> ManagerError {
@@ -139,6 +140,7 @@ impl Actor {
             if !shutdown.is_empty() {
                 // Close the journal before answering, so a caller that reopens the same
                 // store after `shutdown` returns finds it free.
+                self.finish_snapshot().await;
                 drop(self);
                 for s in shutdown {
                     let _ = s.reply.send(Ok(Reply::Unit));
@@ -546,29 +548,51 @@ impl Actor {
         }
     }
 
+    /// Starts a snapshot when `every` records have passed since the last one. The actor
+    /// only copies the state (its tables hold plain-old-data entries, so this is a memory
+    /// copy); serializing and writing happen in a background task, so callers are not
+    /// held up by a million-session snapshot. At most one is in flight.
     async fn maybe_snapshot(&mut self) {
         let Some(every) = self.snapshot_interval else { return };
-        let (head, bytes) = {
+        if self.snapshot_task.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let copy = {
             let state = read(&self.shared.state);
             if state.head() < self.last_snapshot.saturating_add(every) {
                 return;
             }
-            (state.head(), postcard::to_allocvec(&*state))
+            state.clone()
         };
-        let result = match bytes {
-            Ok(b) => self.journal.write_snapshot(head, b).await,
-            Err(e) => Err(JournalError::Encode { reason: e.to_string() }),
-        };
-        match result {
-            Ok(()) => {
-                self.last_snapshot = head;
-                Shared::bump(&self.shared.snapshots, 1);
-                tracing::info!(name: events::SNAPSHOT_WRITTEN, sequence = head);
+        let head = copy.head();
+        // A failed snapshot is retried one interval later; the journal still holds every
+        // record, so nothing depends on it.
+        self.last_snapshot = head;
+        let journal = Arc::clone(&self.journal);
+        let shared = Arc::clone(&self.shared);
+        self.snapshot_task = Some(tokio::spawn(async move {
+            let encoded = tokio::task::spawn_blocking(move || postcard::to_allocvec(&copy)).await;
+            let result = match encoded {
+                Ok(Ok(bytes)) => journal.write_snapshot(head, bytes).await,
+                Ok(Err(e)) => Err(JournalError::Encode { reason: e.to_string() }),
+                Err(e) => Err(JournalError::Storage { reason: format!("snapshot task: {e}") }),
+            };
+            match result {
+                Ok(()) => {
+                    Shared::bump(&shared.snapshots, 1);
+                    tracing::info!(name: events::SNAPSHOT_WRITTEN, sequence = head);
+                }
+                Err(e) => tracing::warn!(name: events::SNAPSHOT_FAILED, sequence = head, error = %e),
             }
-            Err(e) => {
-                // The journal still holds every record; the next batch tries again.
-                tracing::warn!(name: events::SNAPSHOT_FAILED, sequence = head, error = %e);
-            }
+        }));
+    }
+
+    /// Waits for a snapshot still being written, so the journal is free once the actor
+    /// stops.
+    async fn finish_snapshot(&mut self) {
+        if let Some(task) = self.snapshot_task.take() {
+            // A panicked snapshot task wrote nothing; the journal is intact either way.
+            let _ = task.await;
         }
     }
 }

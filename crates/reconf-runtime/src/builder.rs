@@ -181,6 +181,7 @@ impl ManagerBuilder {
             clock: self.clock,
             snapshot_interval: self.snapshot_interval,
             last_snapshot,
+            snapshot_task: None,
         };
         tokio::spawn(actor.run(rx));
         let manifests = match self.manifests {
