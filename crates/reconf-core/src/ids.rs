@@ -181,9 +181,13 @@ impl FromStr for SessionId {
 }
 
 /// A bundle: a named, linkable unit of protocols. Never empty.
+///
+/// Shared rather than owned text: a bundle id is copied into every request, fact, receipt
+/// and witness, and a reference-count bump is far cheaper than an allocation that another
+/// thread then has to free.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct BundleId(String);
+pub struct BundleId(std::sync::Arc<str>);
 
 impl BundleId {
     /// Validates and wraps a bundle id.
@@ -198,7 +202,7 @@ impl BundleId {
         if id.trim().is_empty() {
             return Err(IdParseError::EmptyBundle);
         }
-        Ok(Self(id))
+        Ok(Self(id.into()))
     }
 
     /// The id as text.
@@ -216,7 +220,7 @@ impl TryFrom<String> for BundleId {
 
 impl From<BundleId> for String {
     fn from(b: BundleId) -> Self {
-        b.0
+        b.0.to_string()
     }
 }
 
