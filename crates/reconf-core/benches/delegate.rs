@@ -74,7 +74,7 @@ impl Fixture {
     /// The design this project replaces: clone the whole state and rescan it per delegation.
     fn naive_delegate_once(&mut self) {
         let snapshot = self.state.clone();
-        black_box(snapshot.verify_coherence());
+        black_box(snapshot.full_coherence_scan());
         self.delegate_once();
     }
 }
