@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use reconf_core::{
-    Applied, Checker, Command, CommandError, ComposedBundle, Fact, LinkBoundary, LiveSessions, OwnerLabel,
-    SessionId, State,
+    Applied, Change, Checker, Command, CommandError, ComposedBundle, Fact, LinkBoundary, LiveSessions,
+    OwnerLabel, SessionId, State,
 };
 use reconf_effects::time::{PhysicalTime, PhysicalTimeEffects, TimeError};
 use reconf_effects::{ExpectedHead, JournalEffects, JournalError};
@@ -87,8 +87,8 @@ enum Plan {
     Link,
     Open,
     Close(SessionId),
-    Delegate { scope: reconf_core::CapabilityScope, boundary: LinkBoundary },
-    Handoff { scope: reconf_core::CapabilityScope, boundary: LinkBoundary, session: SessionId },
+    Delegate,
+    Handoff { session: SessionId },
 }
 
 pub(crate) struct Actor {
@@ -188,7 +188,7 @@ impl Actor {
                     Shared::bump(&self.shared.commits, 1);
                     Shared::bump(&self.shared.facts, facts.len() as u64);
                     let applied = self.apply(committed.first, &facts);
-                    self.reply_all(batch, plans, Some(applied));
+                    self.reply_all(batch, plans, Some((applied, facts)));
                     self.maybe_snapshot().await;
                     return;
                 }
@@ -228,7 +228,7 @@ impl Actor {
                     Plan::Link => "link bundles",
                     Plan::Open => "open session",
                     Plan::Close(_) => "close session",
-                    Plan::Delegate { .. } => "delegation",
+                    Plan::Delegate => "delegation",
                     Plan::Handoff { .. } => "live handoff",
                 };
                 let err = ManagerError::Persist { operation, source: e.clone() };
@@ -328,11 +328,9 @@ impl Actor {
                 .map_err(|e| refuse(ManagerError::CloseSession(e))),
             Op::Delegate(req) => {
                 let at = at_ms()?;
-                let scope = req.effective_scope();
-                let boundary = req.boundary.clone().unwrap_or_else(|| LinkBoundary::for_bundle(&req.bundle));
                 checker
                     .check(&Command::Delegate(req.to_core(at)))
-                    .map(|f| (Plan::Delegate { scope, boundary }, f))
+                    .map(|f| (Plan::Delegate, f))
                     .map_err(|e| refuse(delegation_error(e)))
             }
             Op::Handoff { request, handle, to_owner } => {
@@ -344,8 +342,6 @@ impl Actor {
                 }
                 let at = at_ms()?;
                 let scope = request.effective_scope();
-                let boundary =
-                    request.boundary.clone().unwrap_or_else(|| LinkBoundary::for_bundle(&request.bundle));
                 let session = request.session;
                 // Unknown session: let the core name the error.
                 let next = checker.generation(&session).map_or(0, |g| g.saturating_add(1));
@@ -354,7 +350,7 @@ impl Actor {
                         .map_err(|e| refuse(ManagerError::OwnerTransfer(e)))?;
                 }
                 match checker.check(&Command::Delegate(request.to_core(at))) {
-                    Ok(f) => Ok((Plan::Handoff { scope, boundary, session }, f)),
+                    Ok(f) => Ok((Plan::Handoff { session }, f)),
                     Err(e) => {
                         let cause = ManagerError::Reconfiguration(Box::new(delegation_error(e)));
                         if live.staged_owner(&session).is_some() {
@@ -402,15 +398,16 @@ impl Actor {
         facts.iter().enumerate().map(|(i, f)| state.apply(first + i as u64, f)).collect()
     }
 
-    fn reply_all(&self, batch: Vec<Envelope>, plans: Vec<Plan>, applied: Option<Vec<Applied>>) {
-        let mut applied = applied.unwrap_or_default().into_iter();
+    fn reply_all(&self, batch: Vec<Envelope>, plans: Vec<Plan>, applied: Option<(Vec<Applied>, Vec<Fact>)>) {
+        let (applied, facts) = applied.unwrap_or_default();
+        let mut applied = applied.into_iter().zip(facts);
         let state = read(&self.shared.state);
         let mut live = write(&self.shared.live);
         for (env, plan) in batch.into_iter().zip(plans) {
             let result = match plan {
                 Plan::Done(r) => r,
                 plan => match applied.next() {
-                    Some(a) => Self::outcome(&state, &mut live, plan, a),
+                    Some((a, fact)) => Self::outcome(&state, &mut live, plan, a, &fact),
                     None => Err(ManagerError::Stopped),
                 },
             };
@@ -444,6 +441,7 @@ impl Actor {
         live: &mut LiveSessions,
         plan: Plan,
         applied: Applied,
+        fact: &Fact,
     ) -> Result<Reply, ManagerError> {
         match (plan, applied) {
             (Plan::Register, Applied::BundleRegistered { bundle })
@@ -464,12 +462,12 @@ impl Actor {
                 Self::detach_if_live(live, session);
                 Ok(Reply::Unit)
             }
-            (Plan::Delegate { scope, boundary }, Applied::SessionDelegated(receipt)) => {
+            (Plan::Delegate, Applied::SessionDelegated(receipt)) => {
                 Self::detach_if_live(live, receipt.session);
-                Self::witness(state, *receipt, scope, boundary).map(|o| Reply::Delegated(Box::new(o)))
+                Self::witness(state, *receipt, fact).map(|o| Reply::Delegated(Box::new(o)))
             }
-            (Plan::Handoff { scope, boundary, session }, Applied::SessionDelegated(receipt)) => {
-                let delegation = Self::witness(state, *receipt, scope, boundary)?;
+            (Plan::Handoff { session }, Applied::SessionDelegated(receipt)) => {
+                let delegation = Self::witness(state, *receipt, fact)?;
                 let ownership = live.commit(session).map_err(ManagerError::OwnerTransfer)?;
                 let owned = live
                     .owner(&session)
@@ -489,9 +487,15 @@ impl Actor {
     fn witness(
         state: &State,
         receipt: reconf_core::DelegationReceipt,
-        scope: reconf_core::CapabilityScope,
-        boundary: LinkBoundary,
+        fact: &Fact,
     ) -> Result<DelegationOutcome, ManagerError> {
+        // The scope is the fact's; the check already proved any given boundary equals the
+        // bundle's boundary with that scope, so neither is computed twice.
+        let Change::SessionDelegated(d) = &fact.change else {
+            return Err(ManagerError::Config("a delegation outcome for another kind of fact".to_owned()));
+        };
+        let scope = d.scope.clone();
+        let boundary = LinkBoundary { bundle: d.bundle.clone(), scope: scope.clone() };
         if let Err(v) = state.session_coherence(&receipt.session) {
             tracing::error!(name: events::COHERENCE_VIOLATION, session = %receipt.session, violation = %v);
             return Err(ManagerError::CoherenceViolation(v));
