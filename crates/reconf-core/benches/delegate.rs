@@ -15,6 +15,9 @@ use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use reconf_core::{AuthorityId, BundleId, Command, ComposedBundle, Delegation, SessionId, State};
 
 const AUTHORITIES: usize = 64;
+/// Delegations per batch in the batched rows: about what the manager's actor takes per
+/// journal commit with 64 callers.
+const BATCH: usize = 64;
 
 struct Fixture {
     state: State,
@@ -50,25 +53,43 @@ impl Fixture {
         Self { state, authorities, holders, bundle, cursor: 0x9e37_79b9 }
     }
 
-    /// One delegation of a pseudo-randomly chosen session to the next authority.
-    fn delegate_once(&mut self) {
+    /// The delegation of a pseudo-randomly chosen session to another authority; the
+    /// driver's holder table already counts it as done.
+    fn next_delegation(&mut self) -> Delegation {
         // An LCG walk: random enough to defeat the caches the way real traffic does.
         self.cursor =
             self.cursor.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         let i = (self.cursor >> 33) as usize % self.holders.len();
         let from = self.holders[i] as usize;
         let to = (from + 1 + (self.cursor as usize % (AUTHORITIES - 1))) % AUTHORITIES;
-        let cmd = Command::Delegate(Delegation::new(
+        self.holders[i] = to as u8;
+        Delegation::new(
             session(i),
             self.authorities[from],
             self.authorities[to],
             self.bundle.clone(),
             1_700_000_000_000,
-        ));
+        )
+    }
+
+    /// One delegation on its own: check, then apply.
+    fn delegate_once(&mut self) {
+        let cmd = Command::Delegate(self.next_delegation());
         let fact = self.state.check(&cmd).unwrap();
         let seq = self.state.head() + 1;
         black_box(self.state.apply(seq, &fact));
-        self.holders[i] = to as u8;
+    }
+
+    /// A batch of delegations the way the manager's actor runs one: prefetch the records,
+    /// check in order with one checker, apply the facts as one batch.
+    fn delegate_batch(&mut self) {
+        let batch: Vec<Delegation> = (0..BATCH).map(|_| self.next_delegation()).collect();
+        self.state.prefetch_sessions(batch.iter().map(|d| &d.session));
+        let mut checker = self.state.checker();
+        let facts: Vec<_> =
+            batch.into_iter().map(|d| checker.check(&Command::Delegate(d)).unwrap()).collect();
+        let first = self.state.head() + 1;
+        black_box(self.state.apply_batch(first, &facts));
     }
 
     /// The design this project replaces: clone the whole state and rescan it per delegation.
@@ -93,6 +114,12 @@ fn bench(c: &mut Criterion) {
         let mut fx = Fixture::new(n);
         g.bench_with_input(BenchmarkId::new("indexed", n), &n, |b, _| b.iter(|| fx.delegate_once()));
     }
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for n in SIZES {
+        let mut fx = Fixture::new(n);
+        g.bench_with_input(BenchmarkId::new("indexed_batch64", n), &n, |b, _| b.iter(|| fx.delegate_batch()));
+    }
+    g.throughput(Throughput::Elements(1));
     let mut fx = Fixture::new(SIZES[0]);
     g.sample_size(10);
     g.bench_with_input(BenchmarkId::new("naive_clone_rescan", SIZES[0]), &SIZES[0], |b, _| {
@@ -144,16 +171,24 @@ fn gcd(a: usize, b: usize) -> usize {
 fn summary(allocator: &str) {
     println!("\n== delegate: same-run ratios ({allocator}) ==");
     let mut base = None;
+    let mut batch_base = None;
     for n in SIZES {
         let mut fx = Fixture::new(n);
         let ns = per_op(|| fx.delegate_once(), 400_000);
+        let batched = per_op(|| fx.delegate_batch(), 400_000 / BATCH as u32) / BATCH as f64;
         drop(fx);
         let probe = probe_floor(n);
         let b = *base.get_or_insert(ns);
+        let bb = *batch_base.get_or_insert(batched);
         println!(
             "indexed  {n:>9} sessions: {ns:>8.0} ns/delegation  ({:.2}x the 1e3 cost; as much as {:.1} dependent random probes of a {n}-entry map at {probe:.0} ns each)",
             ns / b,
             ns / probe
+        );
+        println!(
+            "batch{BATCH}  {n:>9} sessions: {batched:>8.0} ns/delegation  ({:.2}x the batched 1e3 cost; {:.2}x the single delegation at this size)",
+            batched / bb,
+            batched / ns
         );
     }
     let mut fx = Fixture::new(SIZES[0]);

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::footprint::{SessionClass, SessionFootprint};
+use crate::footprint::{FootprintSummary, SessionClass, SessionFootprint};
 use crate::ids::{AuthorityId, SessionId};
 
-/// One broken rule about one session.
+/// One broken coherence rule: about one session, or about an authority's summary.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum Violation {
@@ -47,29 +47,47 @@ pub enum Violation {
         /// The delegators, sorted.
         delegators: Vec<AuthorityId>,
     },
-    /// The session index and the footprints disagree.
-    #[error("session {session}: the session index says {authority} is {expected:?} but its footprint says {found:?}")]
-    IndexMismatch {
+    /// A session's record names the same authority as holder and as delegator (no checked
+    /// command produces this; an unchecked fact can).
+    #[error("session {session} is held by {authority}, which is also recorded as its delegator")]
+    HolderIsDelegator {
         /// The session.
         session: SessionId,
-        /// The authority whose footprint disagrees.
+        /// The authority.
         authority: AuthorityId,
-        /// What the session record implies.
-        expected: Option<SessionClass>,
-        /// What the footprint holds.
-        found: Option<SessionClass>,
+    },
+    /// A session's record names an authority index the state never interned.
+    #[error("session {session} names authority index {index}, which the state does not define")]
+    UnknownAuthority {
+        /// The session.
+        session: SessionId,
+        /// The undefined index.
+        index: u32,
+    },
+    /// An authority's incrementally kept footprint summary differs from the one
+    /// recomputed from the session records.
+    #[error("the footprint summary kept for {authority} is {kept:?} but the records give {recomputed:?}")]
+    SummaryMismatch {
+        /// The authority.
+        authority: AuthorityId,
+        /// The summary the state kept.
+        kept: FootprintSummary,
+        /// The summary the records give.
+        recomputed: FootprintSummary,
     },
 }
 
 impl Violation {
-    /// The session concerned.
-    pub fn session(&self) -> SessionId {
+    /// The session concerned, when the violation is about one session.
+    pub fn session(&self) -> Option<SessionId> {
         match self {
             Self::MultipleActiveHolders { session, .. }
             | Self::DelegatedOutWithoutReceiver { session, .. }
             | Self::DelegatedInToSeveral { session, .. }
             | Self::DelegatedOutBySeveral { session, .. }
-            | Self::IndexMismatch { session, .. } => *session,
+            | Self::HolderIsDelegator { session, .. }
+            | Self::UnknownAuthority { session, .. } => Some(*session),
+            Self::SummaryMismatch { .. } => None,
         }
     }
 }

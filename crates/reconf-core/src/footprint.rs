@@ -78,7 +78,7 @@ impl SessionFootprint {
 
 /// Counts and an order-independent digest of a footprint: constant size whatever the
 /// footprint holds, and updated in O(1) when one entry changes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct FootprintSummary {
     /// Number of native sessions.
     pub native: u64,
@@ -134,67 +134,6 @@ impl FootprintSummary {
 
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
-/// The live per-authority index: session → class, with its summary kept in step.
-///
-/// A map rather than three sets makes "one class per authority" hold by construction and
-/// turns a class change into one hash update.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FootprintIndex {
-    entries: FastMap<SessionId, SessionClass>,
-    summary: FootprintSummary,
-}
-
-impl FootprintIndex {
-    /// Sets the class of `session`, replacing any previous class.
-    pub(crate) fn set(&mut self, session: SessionId, class: SessionClass) {
-        if let Some(prev) = self.entries.insert(session, class) {
-            self.summary.remove(session, prev);
-        }
-        self.summary.add(session, class);
-    }
-
-    /// Removes `session` if present with exactly `class`.
-    pub(crate) fn remove_if(&mut self, session: SessionId, class: SessionClass) {
-        if self.entries.get(&session) == Some(&class) {
-            self.entries.remove(&session);
-            self.summary.remove(session, class);
-        }
-    }
-
-    pub(crate) fn get(&self, session: SessionId) -> Option<SessionClass> {
-        self.entries.get(&session).copied()
-    }
-
-    pub(crate) fn summary(&self) -> FootprintSummary {
-        self.summary
-    }
-
-    pub(crate) fn capacity(&self) -> usize {
-        self.entries.capacity()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (SessionId, SessionClass)> + '_ {
-        self.entries.iter().map(|(s, c)| (*s, *c))
-    }
-
-    /// The sorted, public view.
-    pub(crate) fn to_footprint(&self) -> SessionFootprint {
-        let mut f = SessionFootprint::default();
-        for (s, c) in self.iter() {
-            match c {
-                SessionClass::Native => f.native.insert(s),
-                SessionClass::DelegatedIn => f.delegated_in.insert(s),
-                SessionClass::DelegatedOut => f.delegated_out.insert(s),
-            };
-        }
-        f
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,28 +141,30 @@ mod tests {
     #[test]
     fn digest_is_order_independent_and_incremental() {
         let s: Vec<SessionId> = (1..=50).map(SessionId::from_u128).collect();
-        let mut a = FootprintIndex::default();
-        let mut b = FootprintIndex::default();
+        let mut a = FootprintSummary::default();
+        let mut b = FootprintSummary::default();
         for x in &s {
-            a.set(*x, SessionClass::Native);
+            a.add(*x, SessionClass::Native);
         }
         for x in s.iter().rev() {
-            b.set(*x, SessionClass::DelegatedIn);
-            b.set(*x, SessionClass::Native);
+            b.add(*x, SessionClass::DelegatedIn);
+            b.remove(*x, SessionClass::DelegatedIn);
+            b.add(*x, SessionClass::Native);
         }
-        assert_eq!(a.summary(), b.summary());
-        assert_eq!(a.summary(), a.to_footprint().summary());
-        b.remove_if(s[3], SessionClass::Native);
-        assert_ne!(a.summary(), b.summary());
-        assert_eq!(b.summary().native, 49);
+        assert_eq!(a, b);
+        let f = SessionFootprint { native: s.iter().copied().collect(), ..Default::default() };
+        assert_eq!(a, f.summary());
+        b.remove(s[3], SessionClass::Native);
+        assert_ne!(a, b);
+        assert_eq!(b.native, 49);
     }
 
     #[test]
     fn class_matters_to_the_digest() {
-        let mut a = FootprintIndex::default();
-        let mut b = FootprintIndex::default();
-        a.set(SessionId::from_u128(7), SessionClass::Native);
-        b.set(SessionId::from_u128(7), SessionClass::DelegatedIn);
-        assert_ne!(a.summary().digest, b.summary().digest);
+        let mut a = FootprintSummary::default();
+        let mut b = FootprintSummary::default();
+        a.add(SessionId::from_u128(7), SessionClass::Native);
+        b.add(SessionId::from_u128(7), SessionClass::DelegatedIn);
+        assert_ne!(a.digest, b.digest);
     }
 }

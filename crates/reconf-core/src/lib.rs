@@ -44,6 +44,7 @@ mod ownership;
 mod receipt;
 mod scope;
 mod state;
+mod table;
 pub mod upgrade;
 
 pub use bundle::{ComposedBundle, Incompatibility, BUNDLE_SCHEMA_VERSION};

@@ -246,7 +246,7 @@ impl ReconfigurationManager {
     pub async fn verify_coherence(&self) -> CoherenceReport {
         let report = read(&self.shared.state).verify_coherence();
         for v in &report.violations {
-            tracing::error!(name: crate::events::COHERENCE_VIOLATION, session = %v.session(), violation = %v);
+            tracing::error!(name: crate::events::COHERENCE_VIOLATION, session = ?v.session(), violation = %v);
         }
         report
     }

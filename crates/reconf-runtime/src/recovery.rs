@@ -65,7 +65,7 @@ pub(crate) async fn recover(journal: &dyn JournalEffects) -> Result<(State, Reco
     report.head = state.head();
     report.coherence = state.verify_coherence();
     for v in &report.coherence.violations {
-        tracing::error!(name: events::COHERENCE_VIOLATION, session = %v.session(), violation = %v);
+        tracing::error!(name: events::COHERENCE_VIOLATION, session = ?v.session(), violation = %v);
     }
     report.duration = started.elapsed();
     tracing::info!(
