@@ -52,6 +52,9 @@ pub struct Checker<'s> {
     sessions: FastMap<SessionId, Slot>,
     bundles: BTreeMap<BundleId, ComposedBundle>,
     new_authorities: FastMap<AuthorityId, ()>,
+    // False for a lone `State::check`: nothing follows it, so recording its effect in the
+    // overlay would only allocate.
+    remember: bool,
 }
 
 impl State {
@@ -62,16 +65,25 @@ impl State {
             sessions: FastMap::default(),
             bundles: BTreeMap::new(),
             new_authorities: FastMap::default(),
+            remember: true,
         }
     }
 
     /// Checks one command: the fact it would write, or why it is refused. Never mutates.
     pub fn check(&self, command: &Command) -> Result<Fact, CommandError> {
-        self.checker().check(command)
+        let mut checker = self.checker();
+        checker.remember = false;
+        checker.check(command)
     }
 }
 
 impl<'s> Checker<'s> {
+    fn note(&mut self, session: SessionId, slot: Slot) {
+        if self.remember {
+            self.sessions.insert(session, slot);
+        }
+    }
+
     fn view(&self, session: &SessionId) -> Option<View> {
         match self.sessions.get(session) {
             Some(Slot::Open(v)) => Some(*v),
@@ -112,7 +124,9 @@ impl<'s> Checker<'s> {
         if total >= MAX_AUTHORITIES {
             return Err(CommandError::TooManyAuthorities { max: MAX_AUTHORITIES });
         }
-        self.new_authorities.insert(*a, ());
+        if self.remember {
+            self.new_authorities.insert(*a, ());
+        }
         Ok(())
     }
 
@@ -158,7 +172,9 @@ impl<'s> Checker<'s> {
                 if self.bundle(&bundle.id).is_some() {
                     return Err(CommandError::BundleAlreadyRegistered { bundle: bundle.id.clone() });
                 }
-                self.bundles.insert(bundle.id.clone(), bundle.clone());
+                if self.remember {
+                    self.bundles.insert(bundle.id.clone(), bundle.clone());
+                }
                 Change::BundleRegistered { bundle: bundle.clone() }
             }
             Command::LinkBundles { left, right, linked } => {
@@ -188,7 +204,9 @@ impl<'s> Checker<'s> {
                     });
                 }
                 let bundle = l.linked(r, linked.clone());
-                self.bundles.insert(linked.clone(), bundle.clone());
+                if self.remember {
+                    self.bundles.insert(linked.clone(), bundle.clone());
+                }
                 Change::BundlesLinked { left: left.clone(), right: right.clone(), linked: bundle }
             }
             Command::OpenSession { session, authority, bundle } => {
@@ -200,8 +218,7 @@ impl<'s> Checker<'s> {
                 }
                 self.admit_authority(authority)?;
                 let generation = Self::next_generation(*session, self.last_generation(session))?;
-                self.sessions
-                    .insert(*session, Slot::Open(View { holder: *authority, delegator: None, generation }));
+                self.note(*session, Slot::Open(View { holder: *authority, delegator: None, generation }));
                 Change::SessionOpened {
                     session: *session,
                     authority: *authority,
@@ -212,7 +229,7 @@ impl<'s> Checker<'s> {
             Command::Delegate(d) => Change::SessionDelegated(self.check_delegation(d)?),
             Command::CloseSession { session, authority } => {
                 let v = self.active_holder(session, authority)?;
-                self.sessions.insert(*session, Slot::Closed(v.generation));
+                self.note(*session, Slot::Closed(v.generation));
                 Change::SessionClosed { session: *session, authority: *authority }
             }
         };
@@ -224,7 +241,14 @@ impl<'s> Checker<'s> {
             return Err(CommandError::SelfDelegation { session: d.session, authority: d.from });
         }
         self.require_bundle(&d.bundle)?;
-        let scope = d.effective_scope();
+        let scope = match &d.scope {
+            Some(s) => s.clone(),
+            None => match self.state.default_scope(&d.bundle) {
+                Some(s) => s.clone(),
+                // A bundle registered earlier in this batch.
+                None => CapabilityScope::for_bundle(&d.bundle),
+            },
+        };
         if matches!(&scope, CapabilityScope::Fragments(f) if f.is_empty()) {
             return Err(CommandError::EmptyScope);
         }
@@ -242,8 +266,7 @@ impl<'s> Checker<'s> {
         let v = self.active_holder(&d.session, &d.from)?;
         self.admit_authority(&d.to)?;
         let generation = Self::next_generation(d.session, Some(v.generation))?;
-        self.sessions
-            .insert(d.session, Slot::Open(View { holder: d.to, delegator: Some(d.from), generation }));
+        self.note(d.session, Slot::Open(View { holder: d.to, delegator: Some(d.from), generation }));
         Ok(DelegationFact {
             session: d.session,
             from: d.from,

@@ -196,7 +196,7 @@ fn scope_fragments(scope: &CapabilityScope) -> BTreeSet<String> {
     match scope {
         // The whole session is tracked as one fragment key.
         CapabilityScope::WholeSession => BTreeSet::from(["*".to_owned()]),
-        CapabilityScope::Fragments(f) => f.clone(),
+        CapabilityScope::Fragments(f) => BTreeSet::clone(f),
     }
 }
 

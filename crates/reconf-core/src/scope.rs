@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,8 +13,9 @@ use crate::ids::BundleId;
 pub enum CapabilityScope {
     /// Every fragment of the session.
     WholeSession,
-    /// Only the named fragments (such as `bundle:<id>`).
-    Fragments(BTreeSet<String>),
+    /// Only the named fragments (such as `bundle:<id>`). Shared, because the same scope
+    /// travels in the command, the fact, the journal copy, the boundary and the witness.
+    Fragments(Arc<BTreeSet<String>>),
 }
 
 impl CapabilityScope {
@@ -27,7 +29,7 @@ impl CapabilityScope {
     /// assert!(!scope.allows("bundle:other"));
     /// ```
     pub fn for_bundle(bundle: &BundleId) -> Self {
-        Self::Fragments(BTreeSet::from([Self::bundle_fragment(bundle)]))
+        Self::Fragments(Arc::new(BTreeSet::from([Self::bundle_fragment(bundle)])))
     }
 
     /// The fragment key of a bundle.
@@ -41,7 +43,7 @@ impl CapabilityScope {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self::Fragments(items.into_iter().map(Into::into).collect())
+        Self::Fragments(Arc::new(items.into_iter().map(Into::into).collect()))
     }
 
     /// Whether a fragment key is inside this scope.

@@ -22,6 +22,7 @@ use crate::fact::{Change, DelegationFact, Fact};
 use crate::footprint::{FastMap, FootprintSummary, SessionClass, SessionFootprint};
 use crate::ids::{AuthorityId, BundleId, SessionId};
 use crate::receipt::DelegationReceipt;
+use crate::scope::CapabilityScope;
 use crate::table::SessionTable;
 use crate::upgrade::{UpgradeApplied, UpgradeBook};
 
@@ -161,6 +162,9 @@ pub struct StateStats {
 pub struct State {
     head: u64,
     bundles: BTreeMap<BundleId, ComposedBundle>,
+    // Each bundle's default delegation scope, built once so a delegation shares it
+    // instead of formatting and allocating its own.
+    default_scopes: FastMap<BundleId, CapabilityScope>,
     links: BTreeMap<BundleId, LinkRecord>,
     sessions: SessionTable,
     // Open sessions held by delegation, for `stats` without a scan.
@@ -339,6 +343,16 @@ impl State {
         Some(ix)
     }
 
+    fn insert_bundle(&mut self, bundle: ComposedBundle) {
+        self.default_scopes.insert(bundle.id.clone(), CapabilityScope::for_bundle(&bundle.id));
+        self.bundles.insert(bundle.id.clone(), bundle);
+    }
+
+    /// The default scope of a delegation through a registered bundle, shared.
+    pub(crate) fn default_scope(&self, bundle: &BundleId) -> Option<&CapabilityScope> {
+        self.default_scopes.get(bundle)
+    }
+
     fn summary_mut(&mut self, ix: Ix) -> Option<&mut FootprintSummary> {
         self.authorities.get_mut(ix.slot()).map(|e| &mut e.summary)
     }
@@ -379,11 +393,11 @@ impl State {
         self.head = self.head.max(sequence);
         match &fact.change {
             Change::BundleRegistered { bundle } => {
-                self.bundles.insert(bundle.id.clone(), bundle.clone());
+                self.insert_bundle(bundle.clone());
                 Applied::BundleRegistered { bundle: bundle.id.clone() }
             }
             Change::BundlesLinked { left, right, linked } => {
-                self.bundles.insert(linked.id.clone(), linked.clone());
+                self.insert_bundle(linked.clone());
                 self.links.insert(linked.id.clone(), LinkRecord { left: left.clone(), right: right.clone() });
                 Applied::BundlesLinked { linked: linked.id.clone() }
             }
@@ -647,7 +661,7 @@ impl State {
     pub fn from_snapshot(snap: StateSnapshot) -> Result<Self, SnapshotError> {
         let mut s = Self { head: snap.head, upgrades: snap.upgrades, ..Self::default() };
         for b in snap.bundles {
-            s.bundles.insert(b.id.clone(), b);
+            s.insert_bundle(b);
         }
         s.links = snap.links.into_iter().collect();
         for a in &snap.authorities {
