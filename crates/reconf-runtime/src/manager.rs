@@ -124,9 +124,16 @@ impl ReconfigurationManager {
         }
     }
 
-    /// An authority's footprint.
+    /// An authority's footprint. Reads the whole session table under the state's read
+    /// lock (milliseconds at a million sessions, during which commits wait): an inspection
+    /// call. [`footprint_summary`](Self::footprint_summary) is O(1).
     pub fn footprint(&self, authority: &AuthorityId) -> SessionFootprint {
         read(&self.shared.state).footprint(authority)
+    }
+
+    /// An authority's footprint summary (counts and digest), in O(1).
+    pub fn footprint_summary(&self, authority: &AuthorityId) -> reconf_core::FootprintSummary {
+        read(&self.shared.state).footprint_summary(authority)
     }
 
     /// A session's record.

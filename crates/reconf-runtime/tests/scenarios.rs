@@ -68,6 +68,8 @@ async fn delegation_returns_receipt_and_witness() {
     assert_eq!(out.witness.coherence, CheckedCoherence::Coherent);
     assert_eq!(out.witness.sequence, journal_len(r.journal.as_ref()).await);
     assert!(r.m.footprint(&a("b")).delegated_in.contains(&s(1)));
+    assert_eq!(r.m.footprint_summary(&a("b")), out.receipt.to_after);
+    assert_eq!(r.m.footprint_summary(&a("b")), r.m.footprint(&a("b")).summary());
 }
 
 #[tokio::test]
