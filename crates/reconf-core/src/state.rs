@@ -463,9 +463,7 @@ impl State {
     where
         I: IntoIterator<Item = &'a SessionId>,
     {
-        for s in sessions {
-            std::hint::black_box(self.sessions.get(s));
-        }
+        self.sessions.prefetch(sessions);
     }
 
     /// The prefetch behind [`apply_batch`](Self::apply_batch): the records the facts name.
@@ -473,11 +471,8 @@ impl State {
         if facts.len() < 2 {
             return;
         }
-        for f in facts {
-            if let Some(s) = f.session() {
-                std::hint::black_box(self.sessions.get(&s));
-            }
-        }
+        let sessions: Vec<SessionId> = facts.iter().filter_map(Fact::session).collect();
+        self.sessions.prefetch(&sessions);
     }
 
     fn apply_delegation(&mut self, sequence: u64, d: &DelegationFact) -> DelegationReceipt {

@@ -208,11 +208,14 @@ proptest! {
             let mut checker = base.checker();
             ops.iter().map(|op| checker.check(&command(op))).collect()
         };
-        for f in batch_outcomes.iter().flatten() {
-            batched.apply(batched.head() + 1, f);
-        }
+        // Applied as one batch, the way the manager applies a durable commit.
+        let facts: Vec<Fact> = batch_outcomes.iter().flatten().cloned().collect();
+        batched.prefetch_sessions(ops.iter().filter_map(command_session).collect::<Vec<_>>().iter());
+        let applied = batched.apply_batch(batched.head() + 1, &facts);
+        prop_assert_eq!(applied.len(), facts.len());
         prop_assert_eq!(seq_outcomes, batch_outcomes);
-        prop_assert_eq!(batched, sequential);
+        prop_assert_eq!(&batched, &sequential);
+        prop_assert!(batched.verify_coherence().is_coherent());
     }
 }
 
