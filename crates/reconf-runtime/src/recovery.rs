@@ -53,12 +53,10 @@ pub(crate) async fn recover(journal: &dyn JournalEffects) -> Result<(State, Reco
         if records.is_empty() {
             break;
         }
-        let mut expected = from;
-        for r in &records {
+        for (expected, r) in (from..).zip(&records) {
             if r.sequence != expected {
                 return Err(ManagerError::Recovery(RecoveryError::Gap { expected, found: r.sequence }));
             }
-            expected += 1;
         }
         // A contiguous page: applied as one batch, so its record lookups overlap.
         let facts: Vec<Fact> = records.into_iter().map(|r| r.fact).collect();
