@@ -22,8 +22,7 @@ const BATCH: usize = 64;
 struct Fixture {
     state: State,
     authorities: Vec<AuthorityId>,
-    // Current holder index of each session, so the driver never asks the state.
-    holders: Vec<u8>,
+    sessions: usize,
     bundle: BundleId,
     cursor: u64,
 }
@@ -41,53 +40,64 @@ impl Fixture {
             state.apply(seq, &f);
         };
         run(&mut state, Command::RegisterBundle(ComposedBundle::new(bundle.clone())));
-        let mut holders = Vec::with_capacity(sessions);
         for i in 0..sessions {
-            let a = i % AUTHORITIES;
             run(
                 &mut state,
-                Command::OpenSession { session: session(i), authority: authorities[a], bundle: None },
+                Command::OpenSession {
+                    session: session(i),
+                    authority: authorities[i % AUTHORITIES],
+                    bundle: None,
+                },
             );
-            holders.push(a as u8);
         }
-        Self { state, authorities, holders, bundle, cursor: 0x9e37_79b9 }
+        Self { state, authorities, sessions, bundle, cursor: 0x9e37_79b9 }
     }
 
-    /// The delegation of a pseudo-randomly chosen session to another authority; the
-    /// driver's holder table already counts it as done.
-    fn next_delegation(&mut self) -> Delegation {
+    /// A pseudo-randomly chosen session and a candidate receiver.
+    fn pick(&mut self) -> (SessionId, usize) {
         // An LCG walk: random enough to defeat the caches the way real traffic does.
         self.cursor =
             self.cursor.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        let i = (self.cursor >> 33) as usize % self.holders.len();
-        let from = self.holders[i] as usize;
-        let to = (from + 1 + (self.cursor as usize % (AUTHORITIES - 1))) % AUTHORITIES;
-        self.holders[i] = to as u8;
-        Delegation::new(
-            session(i),
-            self.authorities[from],
-            self.authorities[to],
-            self.bundle.clone(),
-            1_700_000_000_000,
-        )
+        ((session((self.cursor >> 33) as usize % self.sessions)), self.cursor as usize % AUTHORITIES)
     }
 
-    /// One delegation on its own: check, then apply.
+    /// The delegation of `session` from `from` to the candidate, or the next authority
+    /// when the candidate is `from`.
+    fn delegation(&self, session: SessionId, from: AuthorityId, to: usize) -> Delegation {
+        let mut to = self.authorities[to];
+        if to == from {
+            to = self.authorities
+                [(self.authorities.iter().position(|a| *a == from).unwrap() + 1) % AUTHORITIES];
+        }
+        Delegation::new(session, from, to, self.bundle.clone(), 1_700_000_000_000)
+    }
+
+    /// One delegation on its own, the way a caller makes one: ask who holds the session,
+    /// check the delegation, apply it. (The driver keeps no table of its own: at a
+    /// million sessions its random accesses would be timed as the core's.)
     fn delegate_once(&mut self) {
-        let cmd = Command::Delegate(self.next_delegation());
+        let (s, to) = self.pick();
+        let from = self.state.holder(&s).unwrap();
+        let cmd = Command::Delegate(self.delegation(s, from, to));
         let fact = self.state.check(&cmd).unwrap();
         let seq = self.state.head() + 1;
         black_box(self.state.apply(seq, &fact));
     }
 
     /// A batch of delegations the way the manager's actor runs one: prefetch the records,
-    /// check in order with one checker, apply the facts as one batch.
+    /// check in order with one checker (asking it for each holder, so a session picked
+    /// twice is delegated twice), apply the facts as one batch.
     fn delegate_batch(&mut self) {
-        let batch: Vec<Delegation> = (0..BATCH).map(|_| self.next_delegation()).collect();
-        self.state.prefetch_sessions(batch.iter().map(|d| &d.session));
+        let picks: Vec<(SessionId, usize)> = (0..BATCH).map(|_| self.pick()).collect();
+        self.state.prefetch_sessions(picks.iter().map(|(s, _)| s));
         let mut checker = self.state.checker();
-        let facts: Vec<_> =
-            batch.into_iter().map(|d| checker.check(&Command::Delegate(d)).unwrap()).collect();
+        let facts: Vec<_> = picks
+            .iter()
+            .map(|(s, to)| {
+                let from = checker.holder(s).unwrap();
+                checker.check(&Command::Delegate(self.delegation(*s, from, *to))).unwrap()
+            })
+            .collect();
         let first = self.state.head() + 1;
         black_box(self.state.apply_batch(first, &facts));
     }

@@ -9,7 +9,9 @@
 //! caller has made them durable. Replaying the same facts always rebuilds the same state.
 //!
 //! This crate must not do I/O, read clocks, spawn, lock, or depend on tokio, rocksdb,
-//! async-trait or linkme; a test enforces the last part.
+//! async-trait or linkme; a test enforces the last part. (It does choose where its memory
+//! lives: a large session table is an anonymous mapping with transparent huge pages
+//! requested, because at a million sessions TLB misses are most of a delegation's cost.)
 //!
 //! ```
 //! use reconf_core::*;

@@ -233,7 +233,7 @@ impl State {
         self.authorities.get(ix.slot()).map(|e| e.id).unwrap_or(AuthorityId([0; 32]))
     }
 
-    pub(crate) fn record(&self, session: &SessionId) -> Option<&Record> {
+    pub(crate) fn record(&self, session: &SessionId) -> Option<Record> {
         self.sessions.get(session)
     }
 
@@ -278,14 +278,14 @@ impl State {
             if r.holder == ix {
                 left = left.saturating_sub(1);
                 if r.delegator.is_some() {
-                    f.delegated_in.insert(*s);
+                    f.delegated_in.insert(s);
                 } else {
-                    f.native.insert(*s);
+                    f.native.insert(s);
                 }
             }
             if r.delegator == Some(ix) {
                 left = left.saturating_sub(1);
-                f.delegated_out.insert(*s);
+                f.delegated_out.insert(s);
             }
         }
         f
@@ -303,7 +303,7 @@ impl State {
 
     /// Open sessions, in no particular order.
     pub fn session_ids(&self) -> impl Iterator<Item = SessionId> + '_ {
-        self.sessions.keys().copied()
+        self.sessions.keys()
     }
 
     /// Counts.
@@ -514,7 +514,7 @@ impl State {
         let Some(r) = self.sessions.get(session) else {
             return Ok(());
         };
-        self.record_coherence(*session, r)
+        self.record_coherence(*session, &r)
     }
 
     fn record_coherence(&self, session: SessionId, r: &Record) -> Result<(), Violation> {
@@ -533,10 +533,10 @@ impl State {
         let mut sums = vec![FootprintSummary::default(); self.authorities.len()];
         for (s, r) in self.sessions.iter() {
             if let Some(sum) = sums.get_mut(r.holder.slot()) {
-                sum.add(*s, r.class());
+                sum.add(s, r.class());
             }
             if let Some(sum) = r.delegator.and_then(|d| sums.get_mut(d.slot())) {
-                sum.add(*s, SessionClass::DelegatedOut);
+                sum.add(s, SessionClass::DelegatedOut);
             }
         }
         sums
@@ -548,7 +548,7 @@ impl State {
     /// One pass over the table, no allocation per session. Violations come sorted; one bad
     /// session never hides another.
     pub fn verify_coherence(&self) -> CoherenceReport {
-        let records_ok = self.sessions.iter().all(|(s, r)| self.record_coherence(*s, r).is_ok());
+        let records_ok = self.sessions.iter().all(|(s, r)| self.record_coherence(s, &r).is_ok());
         let sums = self.recomputed_summaries();
         let sums_ok = sums.iter().zip(&self.authorities).all(|(want, e)| *want == e.summary);
         if records_ok && sums_ok {
@@ -565,17 +565,17 @@ impl State {
         let mut footprints = vec![SessionFootprint::default(); self.authorities.len()];
         let mut violations = Vec::new();
         for (s, r) in self.sessions.iter() {
-            if let Err(v) = self.record_coherence(*s, r) {
+            if let Err(v) = self.record_coherence(s, &r) {
                 violations.push(v);
             }
             if let Some(f) = footprints.get_mut(r.holder.slot()) {
                 match r.class() {
-                    SessionClass::DelegatedIn => f.delegated_in.insert(*s),
-                    _ => f.native.insert(*s),
+                    SessionClass::DelegatedIn => f.delegated_in.insert(s),
+                    _ => f.native.insert(s),
                 };
             }
             if let Some(f) = r.delegator.and_then(|d| footprints.get_mut(d.slot())) {
-                f.delegated_out.insert(*s);
+                f.delegated_out.insert(s);
             }
         }
         let mut report = coherence::audit(self.authorities.iter().map(|e| e.id).zip(footprints.iter()));
@@ -626,7 +626,7 @@ impl State {
             .iter()
             .map(|(s, r)| {
                 (
-                    *s,
+                    s,
                     SnapshotRecord {
                         holder: r.holder.0.get(),
                         delegator: r.delegator.map(|d| d.0.get()),

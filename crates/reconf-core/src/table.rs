@@ -1,7 +1,8 @@
 //! The session table: every open session's record, keyed by session id.
 //!
-//! Open addressing with linear probing, key and record inline in one 32-byte slot aligned
-//! to 32 bytes, so a lookup reads one cache line (and one page) in the common case. A
+//! Open addressing with linear probing, key and record inline in one 32-byte slot (large
+//! tables are page-aligned, so no slot straddles two cache lines), so a lookup reads one
+//! cache line and one page in the common case. A
 //! general-purpose hash map keeps its control bytes apart from its entries, which costs a
 //! second, dependent cache miss per lookup; at a million sessions those misses, not the
 //! rules, are most of what a delegation costs.
@@ -11,22 +12,131 @@
 
 use std::fmt;
 use std::hash::BuildHasher;
+use std::num::NonZeroU32;
 
 use crate::ids::SessionId;
-use crate::state::Record;
+use crate::state::{Ix, Record};
 
-/// One slot. The record's holder is a `NonZeroU32`, so `None` costs no space.
-#[derive(Clone, Copy)]
-#[repr(align(32))]
-struct Slot(Option<(SessionId, Record)>);
+/// One slot, four words: the session id's high and low halves, then the record packed as
+/// `holder | delegator << 32` and `bundle | generation << 32` (index 0 = none). A holder of
+/// 0 marks the slot empty, so a zeroed allocation is an empty table.
+type Slot = [u64; 4];
 
-const EMPTY: Slot = Slot(None);
 const MIN_SLOTS: usize = 16;
+
+/// Tables at least this large (one 2 MiB huge page) live in their own anonymous mapping
+/// with huge pages requested: at a million sessions a lookup is otherwise mostly a TLB
+/// miss, and on a virtual machine the page walks behind TLB misses are few at a time, so
+/// they also cap how many lookups of a batch can overlap. Smaller tables stay on the heap.
+const MAPPED_BYTES: usize = 2 << 20;
+
+fn encode(key: SessionId, r: Record) -> Slot {
+    let k = key.0.as_u128();
+    // The truncations split the 128-bit id into its two halves.
+    [
+        (k >> 64) as u64,
+        k as u64,
+        u64::from(r.holder.0.get()) | u64::from(r.delegator.map_or(0, |d| d.0.get())) << 32,
+        u64::from(r.bundle.map_or(0, |b| b.0.get())) | u64::from(r.generation) << 32,
+    ]
+}
+
+fn ix(word: u64) -> Option<Ix> {
+    // The low 32 bits hold the index; 0 is "none".
+    NonZeroU32::new(word as u32).map(Ix)
+}
+
+fn decode(slot: &Slot) -> Option<(SessionId, Record)> {
+    let holder = ix(slot[2])?;
+    let key = SessionId::from_u128(u128::from(slot[0]) << 64 | u128::from(slot[1]));
+    Some((
+        key,
+        Record {
+            holder,
+            delegator: ix(slot[2] >> 32),
+            bundle: ix(slot[3]),
+            generation: (slot[3] >> 32) as u32,
+        },
+    ))
+}
+
+fn is_empty(slot: &Slot) -> bool {
+    slot[2] as u32 == 0
+}
+
+fn key_is(slot: &Slot, key: u128) -> bool {
+    // The truncations split the 128-bit id into its two halves.
+    slot[0] == (key >> 64) as u64 && slot[1] == key as u64 && !is_empty(slot)
+}
+
+/// Where the slots live.
+enum Storage {
+    Heap(Vec<Slot>),
+    Mapped(memmap2::MmapMut),
+}
+
+impl Storage {
+    /// `n` empty slots.
+    fn zeroed(n: usize) -> Self {
+        if n.saturating_mul(32) >= MAPPED_BYTES {
+            if let Some(m) = Self::mapped(n) {
+                return m;
+            }
+        }
+        Self::Heap(vec![[0; 4]; n])
+    }
+
+    /// A fresh anonymous mapping (zero-filled by the kernel) of `n` slots, with huge pages
+    /// requested where the platform has them. `None` if the mapping cannot be made or read
+    /// as slots; the caller falls back to the heap.
+    fn mapped(n: usize) -> Option<Self> {
+        let mut map = memmap2::MmapMut::map_anon(n.checked_mul(32)?).ok()?;
+        #[cfg(target_os = "linux")]
+        {
+            // Only a hint: without huge pages the table works the same, slower.
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
+        // A mapping starts on a page boundary, so the cast cannot fail; checked anyway.
+        if bytemuck::try_cast_slice_mut::<u8, Slot>(&mut map[..]).ok()?.len() != n {
+            return None;
+        }
+        Some(Self::Mapped(map))
+    }
+
+    fn slots(&self) -> &[Slot] {
+        match self {
+            Self::Heap(v) => v,
+            // Checked when the mapping was made; its length and address do not change.
+            Self::Mapped(m) => bytemuck::try_cast_slice(&m[..]).unwrap_or_default(),
+        }
+    }
+
+    fn slots_mut(&mut self) -> &mut [Slot] {
+        match self {
+            Self::Heap(v) => v,
+            Self::Mapped(m) => bytemuck::try_cast_slice_mut(&mut m[..]).unwrap_or_default(),
+        }
+    }
+}
+
+impl Clone for Storage {
+    fn clone(&self) -> Self {
+        let mut copy = Self::zeroed(self.slots().len());
+        copy.slots_mut().copy_from_slice(self.slots());
+        copy
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self::Heap(Vec::new())
+    }
+}
 
 /// Session id → record, see the module docs.
 #[derive(Clone, Default)]
 pub(crate) struct SessionTable {
-    slots: Vec<Slot>,
+    storage: Storage,
     len: usize,
     // Seeded per process like std's maps, so chosen session ids cannot force long runs.
     hasher: foldhash::fast::RandomState,
@@ -34,7 +144,11 @@ pub(crate) struct SessionTable {
 
 impl fmt::Debug for SessionTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionTable").field("len", &self.len).field("slots", &self.slots.len()).finish()
+        f.debug_struct("SessionTable")
+            .field("len", &self.len)
+            .field("slots", &self.capacity())
+            .field("mapped", &matches!(self.storage, Storage::Mapped(_)))
+            .finish()
     }
 }
 
@@ -45,17 +159,13 @@ impl SessionTable {
 
     /// Slots allocated (each 32 bytes).
     pub(crate) fn capacity(&self) -> usize {
-        self.slots.len()
+        self.storage.slots().len()
     }
 
-    fn mask(&self) -> usize {
-        self.slots.len().wrapping_sub(1)
-    }
-
-    /// The slot a key's probe run starts at. The top bits of a Fibonacci multiply spread
-    /// the hash over the whole power-of-two table.
-    fn home(&self, key: &SessionId) -> usize {
-        let bits = self.slots.len().trailing_zeros();
+    /// The slot a key's probe run starts at, in a table of `size` slots (a power of two).
+    /// The top bits of a Fibonacci multiply spread the hash over the whole table.
+    fn home_in(&self, key: &SessionId, size: usize) -> usize {
+        let bits = size.trailing_zeros();
         if bits == 0 {
             return 0;
         }
@@ -69,15 +179,20 @@ impl SessionTable {
         if self.len == 0 {
             return None;
         }
-        let mask = self.mask();
-        let mut i = self.home(key);
+        let slots = self.storage.slots();
+        let mask = slots.len().wrapping_sub(1);
+        let k = key.0.as_u128();
+        let mut i = self.home_in(key, slots.len());
         // The load limit keeps at least a quarter of the slots empty, so every run ends.
         loop {
-            match &self.slots.get(i)?.0 {
-                None => return None,
-                Some((k, _)) if k == key => return Some(i),
-                Some(_) => i = (i + 1) & mask,
+            let slot = slots.get(i)?;
+            if is_empty(slot) {
+                return None;
             }
+            if key_is(slot, k) {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
         }
     }
 
@@ -93,53 +208,55 @@ impl SessionTable {
         if self.len == 0 {
             return;
         }
+        let slots = self.storage.slots();
         let mut keys = keys.into_iter();
         let mut homes = [0usize; CHUNK];
         loop {
             let mut n = 0;
             for (slot, key) in homes.iter_mut().zip(keys.by_ref()) {
-                *slot = self.home(key);
+                *slot = self.home_in(key, slots.len());
                 n += 1;
             }
             if n == 0 {
                 return;
             }
-            let mut seen = 0usize;
+            let mut seen = 0u64;
             for h in homes.iter().take(n) {
-                seen += usize::from(self.slots.get(*h).is_some_and(|s| s.0.is_some()));
+                seen = seen.wrapping_add(slots.get(*h).map_or(0, |s| s[2]));
             }
             std::hint::black_box(seen);
         }
     }
 
-    pub(crate) fn get(&self, key: &SessionId) -> Option<&Record> {
+    pub(crate) fn get(&self, key: &SessionId) -> Option<Record> {
         let i = self.find(key)?;
-        self.slots.get(i)?.0.as_ref().map(|(_, r)| r)
+        decode(self.storage.slots().get(i)?).map(|(_, r)| r)
     }
 
     /// Inserts or replaces; returns the replaced record.
     pub(crate) fn insert(&mut self, key: SessionId, record: Record) -> Option<Record> {
         if let Some(i) = self.find(&key) {
-            if let Some((_, r)) = self.slots.get_mut(i).and_then(|s| s.0.as_mut()) {
-                return Some(std::mem::replace(r, record));
-            }
+            let slot = self.storage.slots_mut().get_mut(i)?;
+            let prev = decode(slot).map(|(_, r)| r);
+            *slot = encode(key, record);
+            return prev;
         }
         // At most three quarters full, so probe runs stay short.
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
+        if (self.len + 1) * 4 > self.capacity() * 3 {
             self.grow();
         }
-        self.place(key, record);
+        Self::place(self.home_in(&key, self.capacity()), self.storage.slots_mut(), encode(key, record));
         self.len += 1;
         None
     }
 
-    /// Puts a key known to be absent into its run's first free slot.
-    fn place(&mut self, key: SessionId, record: Record) {
-        let mask = self.mask();
-        let mut i = self.home(&key);
-        while let Some(slot) = self.slots.get_mut(i) {
-            if slot.0.is_none() {
-                slot.0 = Some((key, record));
+    /// Puts a slot whose key is absent into its run's first free place.
+    fn place(home: usize, slots: &mut [Slot], slot: Slot) {
+        let mask = slots.len().wrapping_sub(1);
+        let mut i = home;
+        while let Some(s) = slots.get_mut(i) {
+            if is_empty(s) {
+                *s = slot;
                 return;
             }
             i = (i + 1) & mask;
@@ -147,39 +264,52 @@ impl SessionTable {
     }
 
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(MIN_SLOTS);
-        let old = std::mem::replace(&mut self.slots, vec![EMPTY; size]);
-        for (k, r) in old.into_iter().filter_map(|s| s.0) {
-            self.place(k, r);
+        let size = (self.capacity() * 2).max(MIN_SLOTS);
+        let old = std::mem::replace(&mut self.storage, Storage::zeroed(size));
+        for slot in old.slots().iter().filter(|s| !is_empty(s)) {
+            if let Some((k, _)) = decode(slot) {
+                let home = self.home_in(&k, size);
+                Self::place(home, self.storage.slots_mut(), *slot);
+            }
         }
     }
 
     pub(crate) fn remove(&mut self, key: &SessionId) -> Option<Record> {
         let mut hole = self.find(key)?;
-        let removed = self.slots.get_mut(hole)?.0.take().map(|(_, r)| r);
+        let size = self.capacity();
+        let mask = size.wrapping_sub(1);
+        let removed = decode(self.storage.slots().get(hole)?).map(|(_, r)| r);
         self.len -= 1;
         // Backward shift: move each later entry of the run into the hole when the hole
         // lies between its home slot and where it sits, so no lookup ever needs to skip a
         // tombstone.
-        let mask = self.mask();
         let mut j = (hole + 1) & mask;
-        while let Some(Some((k, _))) = self.slots.get(j).map(|s| s.0) {
-            let home = self.home(&k);
+        while let Some((k, _)) = self.storage.slots().get(j).and_then(decode) {
+            let home = self.home_in(&k, size);
             if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
-                self.slots.swap(hole, j);
+                self.storage.slots_mut().swap(hole, j);
                 hole = j;
             }
             j = (j + 1) & mask;
         }
+        if let Some(s) = self.storage.slots_mut().get_mut(hole) {
+            *s = [0; 4];
+        }
         removed
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&SessionId, &Record)> + '_ {
-        self.slots.iter().filter_map(|s| s.0.as_ref().map(|(k, r)| (k, r)))
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SessionId, Record)> + '_ {
+        self.storage.slots().iter().filter_map(decode)
     }
 
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &SessionId> + '_ {
+    pub(crate) fn keys(&self) -> impl Iterator<Item = SessionId> + '_ {
         self.iter().map(|(k, _)| k)
+    }
+
+    /// Whether the slots live in their own mapping (large tables).
+    #[cfg(test)]
+    fn is_mapped(&self) -> bool {
+        matches!(self.storage, Storage::Mapped(_))
     }
 }
 
@@ -198,9 +328,40 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_half_a_cache_line() {
-        assert_eq!(std::mem::size_of::<Slot>(), 32);
-        assert_eq!(std::mem::align_of::<Slot>(), 32);
+    fn slots_round_trip_every_field_at_its_limits() {
+        let big = Ix(NonZeroU32::MAX);
+        for r in [
+            rec(0),
+            rec(u32::MAX),
+            Record { holder: big, delegator: Some(big), bundle: Some(big), generation: u32::MAX },
+            Record { holder: Ix(NonZeroU32::MIN), delegator: Some(big), bundle: None, generation: 7 },
+        ] {
+            for key in
+                [SessionId::from_u128(0), SessionId::from_u128(u128::MAX), SessionId::from_u128(1 << 64)]
+            {
+                assert_eq!(decode(&encode(key, r)), Some((key, r)));
+            }
+        }
+        assert_eq!(decode(&[0; 4]), None);
+    }
+
+    #[test]
+    fn a_large_table_is_mapped_and_behaves_the_same() {
+        let mut t = SessionTable::default();
+        let n = 100_000u32;
+        for i in 0..n {
+            t.insert(SessionId::from_u128(u128::from(i)), rec(i));
+        }
+        assert!(t.is_mapped(), "{t:?}");
+        let copy = t.clone();
+        for i in (0..n).step_by(3) {
+            assert_eq!(t.remove(&SessionId::from_u128(u128::from(i))), Some(rec(i)));
+        }
+        for i in 0..n {
+            let k = SessionId::from_u128(u128::from(i));
+            assert_eq!(t.get(&k), (i % 3 != 0).then(|| rec(i)));
+            assert_eq!(copy.get(&k), Some(rec(i)), "a clone is independent");
+        }
     }
 
     #[test]
@@ -216,7 +377,7 @@ mod tests {
         }
         for i in 0..10_000u32 {
             let want = (i % 2 == 1).then(|| rec(i));
-            assert_eq!(t.get(&SessionId::from_u128(u128::from(i))).copied(), want);
+            assert_eq!(t.get(&SessionId::from_u128(u128::from(i))), want);
         }
         for i in (1..10_000u32).step_by(2) {
             assert_eq!(t.remove(&SessionId::from_u128(u128::from(i))), Some(rec(i)));
@@ -233,9 +394,9 @@ mod tests {
         for (i, k) in keys.iter().enumerate().take(20) {
             t.insert(*k, rec(i as u32));
         }
-        let before: Vec<_> = t.iter().map(|(k, r)| (*k, *r)).collect();
+        let before: Vec<_> = t.iter().collect();
         t.prefetch(&keys);
-        let after: Vec<_> = t.iter().map(|(k, r)| (*k, *r)).collect();
+        let after: Vec<_> = t.iter().collect();
         assert_eq!(before, after);
         assert_eq!(t.len(), 20);
     }
@@ -256,9 +417,9 @@ mod tests {
                 prop_assert_eq!(t.len(), m.len());
             }
             for (k, r) in &m {
-                prop_assert_eq!(t.get(k), Some(r));
+                prop_assert_eq!(t.get(k), Some(*r));
             }
-            let mut seen: Vec<_> = t.iter().map(|(k, r)| (*k, *r)).collect();
+            let mut seen: Vec<_> = t.iter().collect();
             seen.sort_by_key(|(k, _)| *k);
             let mut want: Vec<_> = m.into_iter().collect();
             want.sort_by_key(|(k, _)| *k);
