@@ -89,7 +89,7 @@ impl Fixture {
     /// twice is delegated twice), apply the facts as one batch.
     fn delegate_batch(&mut self) {
         let picks: Vec<(SessionId, usize)> = (0..BATCH).map(|_| self.pick()).collect();
-        self.state.prefetch_sessions(picks.iter().map(|(s, _)| s));
+        self.state.prefetch_sessions(picks.iter().map(|(s, _)| *s));
         let mut checker = self.state.checker();
         let facts: Vec<_> = picks
             .iter()

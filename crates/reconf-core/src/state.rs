@@ -459,9 +459,9 @@ impl State {
     /// sessions each record lookup is a cache miss; issued back to back for a whole batch,
     /// with no lookup waiting for another, the misses overlap, and the checks that follow
     /// find the records cached.
-    pub fn prefetch_sessions<'a, I>(&self, sessions: I)
+    pub fn prefetch_sessions<I>(&self, sessions: I)
     where
-        I: IntoIterator<Item = &'a SessionId>,
+        I: IntoIterator<Item = SessionId>,
     {
         self.sessions.prefetch(sessions);
     }
@@ -471,8 +471,7 @@ impl State {
         if facts.len() < 2 {
             return;
         }
-        let sessions: Vec<SessionId> = facts.iter().filter_map(Fact::session).collect();
-        self.sessions.prefetch(&sessions);
+        self.sessions.prefetch(facts.iter().filter_map(Fact::session));
     }
 
     fn apply_delegation(&mut self, sequence: u64, d: &DelegationFact) -> DelegationReceipt {

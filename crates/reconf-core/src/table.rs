@@ -200,9 +200,9 @@ impl SessionTable {
     /// first and then read back to back, a chunk at a time, with no load waiting on
     /// another or on a branch about another's contents, so the CPU keeps as many misses
     /// in flight as it can. A hint: most keys sit in their home slot's cache line.
-    pub(crate) fn prefetch<'a, I>(&self, keys: I)
+    pub(crate) fn prefetch<I>(&self, keys: I)
     where
-        I: IntoIterator<Item = &'a SessionId>,
+        I: IntoIterator<Item = SessionId>,
     {
         const CHUNK: usize = 16;
         if self.len == 0 {
@@ -214,7 +214,7 @@ impl SessionTable {
         loop {
             let mut n = 0;
             for (slot, key) in homes.iter_mut().zip(keys.by_ref()) {
-                *slot = self.home_in(key, slots.len());
+                *slot = self.home_in(&key, slots.len());
                 n += 1;
             }
             if n == 0 {
@@ -390,12 +390,12 @@ mod tests {
     fn prefetch_is_only_a_hint() {
         let mut t = SessionTable::default();
         let keys: Vec<SessionId> = (0..40).map(SessionId::from_u128).collect();
-        t.prefetch(&keys);
+        t.prefetch(keys.iter().copied());
         for (i, k) in keys.iter().enumerate().take(20) {
             t.insert(*k, rec(i as u32));
         }
         let before: Vec<_> = t.iter().collect();
-        t.prefetch(&keys);
+        t.prefetch(keys.iter().copied());
         let after: Vec<_> = t.iter().collect();
         assert_eq!(before, after);
         assert_eq!(t.len(), 20);

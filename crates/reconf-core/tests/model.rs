@@ -210,7 +210,7 @@ proptest! {
         };
         // Applied as one batch, the way the manager applies a durable commit.
         let facts: Vec<Fact> = batch_outcomes.iter().flatten().cloned().collect();
-        batched.prefetch_sessions(ops.iter().filter_map(command_session).collect::<Vec<_>>().iter());
+        batched.prefetch_sessions(ops.iter().filter_map(command_session));
         let applied = batched.apply_batch(batched.head() + 1, &facts);
         prop_assert_eq!(applied.len(), facts.len());
         prop_assert_eq!(seq_outcomes, batch_outcomes);

@@ -268,8 +268,8 @@ impl Actor {
         // Fetch every record the batch names before checking any, so their cache misses
         // overlap.
         state.prefetch_sessions(batch.iter().filter_map(|e| match &e.op {
-            Op::Delegate(r) | Op::Handoff { request: r, .. } => Some(&r.session),
-            Op::Open { session, .. } | Op::Close { session, .. } => Some(session),
+            Op::Delegate(r) | Op::Handoff { request: r, .. } => Some(r.session),
+            Op::Open { session, .. } | Op::Close { session, .. } => Some(*session),
             _ => None,
         }));
         let mut live = write(&self.shared.live);
