@@ -174,26 +174,32 @@ impl SessionTable {
         (h >> (64 - bits)) as usize
     }
 
-    /// The slot holding `key`, if any.
-    fn find(&self, key: &SessionId) -> Option<usize> {
-        if self.len == 0 {
-            return None;
-        }
+    /// Walks `key`'s probe run: `Ok` with the slot holding it, or `Err` with the empty slot
+    /// that ends the run (where it would go; `None` for a table with no slots).
+    fn probe(&self, key: &SessionId) -> Result<usize, Option<usize>> {
         let slots = self.storage.slots();
         let mask = slots.len().wrapping_sub(1);
         let k = key.0.as_u128();
         let mut i = self.home_in(key, slots.len());
         // The load limit keeps at least a quarter of the slots empty, so every run ends.
         loop {
-            let slot = slots.get(i)?;
+            let slot = slots.get(i).ok_or(None)?;
             if is_empty(slot) {
-                return None;
+                return Err(Some(i));
             }
             if key_is(slot, k) {
-                return Some(i);
+                return Ok(i);
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// The slot holding `key`, if any.
+    fn find(&self, key: &SessionId) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        self.probe(key).ok()
     }
 
     /// Loads the home slots of `keys` into the cache. All the slot addresses are computed
@@ -235,18 +241,23 @@ impl SessionTable {
 
     /// Inserts or replaces; returns the replaced record.
     pub(crate) fn insert(&mut self, key: SessionId, record: Record) -> Option<Record> {
-        if let Some(i) = self.find(&key) {
-            let slot = self.storage.slots_mut().get_mut(i)?;
-            let prev = decode(slot).map(|(_, r)| r);
-            *slot = encode(key, record);
-            return prev;
-        }
-        // At most three quarters full, so probe runs stay short.
-        if (self.len + 1) * 4 > self.capacity() * 3 {
-            self.grow();
-        }
-        Self::place(self.home_in(&key, self.capacity()), self.storage.slots_mut(), encode(key, record));
+        let free = match self.probe(&key) {
+            Ok(i) => {
+                let slot = self.storage.slots_mut().get_mut(i)?;
+                let prev = decode(slot).map(|(_, r)| r);
+                *slot = encode(key, record);
+                return prev;
+            }
+            Err(free) => free,
+        };
         self.len += 1;
+        // At most three quarters full, so probe runs stay short.
+        if self.len * 4 > self.capacity() * 3 {
+            self.grow();
+            Self::place(self.home_in(&key, self.capacity()), self.storage.slots_mut(), encode(key, record));
+        } else if let Some(slot) = free.and_then(|i| self.storage.slots_mut().get_mut(i)) {
+            *slot = encode(key, record);
+        }
         None
     }
 
