@@ -78,9 +78,23 @@ impl State {
 }
 
 impl<'s> Checker<'s> {
+    // Every write to the overlay goes through these three, which skip it for a lone check.
+
     fn note(&mut self, session: SessionId, slot: Slot) {
         if self.remember {
             self.sessions.insert(session, slot);
+        }
+    }
+
+    fn note_bundle(&mut self, bundle: &ComposedBundle) {
+        if self.remember {
+            self.bundles.insert(bundle.id.clone(), bundle.clone());
+        }
+    }
+
+    fn note_authority(&mut self, authority: AuthorityId) {
+        if self.remember {
+            self.new_authorities.insert(authority, ());
         }
     }
 
@@ -124,9 +138,7 @@ impl<'s> Checker<'s> {
         if total >= MAX_AUTHORITIES {
             return Err(CommandError::TooManyAuthorities { max: MAX_AUTHORITIES });
         }
-        if self.remember {
-            self.new_authorities.insert(*a, ());
-        }
+        self.note_authority(*a);
         Ok(())
     }
 
@@ -172,9 +184,7 @@ impl<'s> Checker<'s> {
                 if self.bundle(&bundle.id).is_some() {
                     return Err(CommandError::BundleAlreadyRegistered { bundle: bundle.id.clone() });
                 }
-                if self.remember {
-                    self.bundles.insert(bundle.id.clone(), bundle.clone());
-                }
+                self.note_bundle(bundle);
                 Change::BundleRegistered { bundle: bundle.clone() }
             }
             Command::LinkBundles { left, right, linked } => {
@@ -204,9 +214,7 @@ impl<'s> Checker<'s> {
                     });
                 }
                 let bundle = l.linked(r, linked.clone());
-                if self.remember {
-                    self.bundles.insert(linked.clone(), bundle.clone());
-                }
+                self.note_bundle(&bundle);
                 Change::BundlesLinked { left: left.clone(), right: right.clone(), linked: bundle }
             }
             Command::OpenSession { session, authority, bundle } => {
@@ -241,14 +249,10 @@ impl<'s> Checker<'s> {
             return Err(CommandError::SelfDelegation { session: d.session, authority: d.from });
         }
         self.require_bundle(&d.bundle)?;
-        let scope = match &d.scope {
-            Some(s) => s.clone(),
-            None => match self.state.default_scope(&d.bundle) {
-                Some(s) => s.clone(),
-                // A bundle registered earlier in this batch.
-                None => CapabilityScope::for_bundle(&d.bundle),
-            },
-        };
+        // The state's shared copy of the default scope when it has one; a bundle registered
+        // earlier in this batch gets it built.
+        let shared = if d.scope.is_none() { self.state.default_scope(&d.bundle) } else { None };
+        let scope = shared.cloned().unwrap_or_else(|| d.effective_scope());
         if matches!(&scope, CapabilityScope::Fragments(f) if f.is_empty()) {
             return Err(CommandError::EmptyScope);
         }
