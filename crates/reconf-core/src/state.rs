@@ -527,10 +527,12 @@ impl State {
         Ok(())
     }
 
-    /// Every authority's summary recomputed from the records.
-    fn recomputed_summaries(&self) -> Vec<FootprintSummary> {
+    /// Every authority's summary recomputed from the records, in one pass that also checks
+    /// each record; `None` as soon as a record fails its own check.
+    fn summaries_from_sound_records(&self) -> Option<Vec<FootprintSummary>> {
         let mut sums = vec![FootprintSummary::default(); self.authorities.len()];
         for (s, r) in self.sessions.iter() {
+            self.record_coherence(s, &r).ok()?;
             if let Some(sum) = sums.get_mut(r.holder.slot()) {
                 sum.add(s, r.class());
             }
@@ -538,7 +540,7 @@ impl State {
                 sum.add(s, SessionClass::DelegatedOut);
             }
         }
-        sums
+        Some(sums)
     }
 
     /// Full coherence audit of every session: each record is well formed, and every
@@ -547,10 +549,10 @@ impl State {
     /// One pass over the table, no allocation per session. Violations come sorted; one bad
     /// session never hides another.
     pub fn verify_coherence(&self) -> CoherenceReport {
-        let records_ok = self.sessions.iter().all(|(s, r)| self.record_coherence(s, &r).is_ok());
-        let sums = self.recomputed_summaries();
-        let sums_ok = sums.iter().zip(&self.authorities).all(|(want, e)| *want == e.summary);
-        if records_ok && sums_ok {
+        let sound = self.summaries_from_sound_records().is_some_and(|sums| {
+            sums.iter().zip(&self.authorities).all(|(recomputed, e)| *recomputed == e.summary)
+        });
+        if sound {
             return CoherenceReport { sessions_checked: self.sessions.len() as u64, violations: Vec::new() };
         }
         self.full_coherence_scan()
@@ -559,7 +561,7 @@ impl State {
     /// The full scan behind [`verify_coherence`](Self::verify_coherence), naming every
     /// violation: the independent footprint [`audit`](crate::audit) over footprints built
     /// from the records, each record's own check, and each authority's summary against
-    /// the recomputed one.
+    /// the one those footprints give.
     pub fn full_coherence_scan(&self) -> CoherenceReport {
         let mut footprints = vec![SessionFootprint::default(); self.authorities.len()];
         let mut violations = Vec::new();
@@ -579,7 +581,8 @@ impl State {
         }
         let mut report = coherence::audit(self.authorities.iter().map(|e| e.id).zip(footprints.iter()));
         report.violations.extend(violations);
-        for (want, e) in self.recomputed_summaries().into_iter().zip(&self.authorities) {
+        for (f, e) in footprints.iter().zip(&self.authorities) {
+            let want = f.summary();
             if want != e.summary {
                 report.violations.push(Violation::SummaryMismatch {
                     authority: e.id,
