@@ -8,11 +8,13 @@ use crate::Result;
 
 /// Every test, in one profile and (for the workspace) one feature set, so RocksDB's C++ is
 /// compiled once. The runtime is also tested on its own without RocksDB (memory journal
-/// only) and with upgrades alone, because every feature combination must build and pass.
+/// only), with upgrades alone and with metrics alone, because every feature combination
+/// must build and pass.
 const TEST_RUNS: &[&[&str]] = &[
     &["test", "--release", "--workspace", "--all-features"],
     &["test", "--release", "-p", "reconf-runtime"],
     &["test", "--release", "-p", "reconf-runtime", "--features", "upgrade-executor"],
+    &["test", "--release", "-p", "reconf-runtime", "--features", "metrics"],
 ];
 
 /// The cargo that is running us (cargo sets `CARGO` for `cargo run`), so a toolchain chosen

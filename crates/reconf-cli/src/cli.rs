@@ -48,6 +48,15 @@ pub(crate) enum Command {
     /// Inspect the journal.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Print a shell completion script (e.g. `reconf completions bash > /etc/bash_completion.d/reconf`).
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// A `--json` switch.
@@ -86,6 +95,10 @@ pub(crate) struct SimulateArgs {
     /// Print the summary as one JSON object (no progress bar).
     #[arg(long)]
     pub(crate) json: bool,
+    /// Serve the manager's metrics in the Prometheus text format on this address
+    /// (`http://ADDR/metrics`, any path) while the run lasts, e.g. `127.0.0.1:9000`.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use reconf_runtime::{ManagerBuilder, ReconfigurationManager};
-use reconf_store_rocksdb::{RocksJournal, RocksJournalOptions};
+use reconf_runtime::{RocksJournal, RocksJournalOptions};
 
 use crate::error::CliError;
 
@@ -37,7 +37,9 @@ pub(crate) async fn open_manager(
     configure: impl FnOnce(ManagerBuilder) -> ManagerBuilder,
 ) -> Result<ReconfigurationManager, CliError> {
     let journal = open_journal(dir, access)?;
-    let builder = ManagerBuilder::new().journal(journal).register_manifests(access != Access::Inspect);
+    let builder = ManagerBuilder::new().journal(journal);
+    // Inspecting must write nothing, not even the manifests' registration.
+    let builder = if access == Access::Inspect { builder.without_manifests() } else { builder };
     Ok(configure(builder).open().await?)
 }
 

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use reconf_core::IdParseError;
-use reconf_effects::JournalError;
-use reconf_manifests::RegistryError;
+use reconf_runtime::IdParseError;
+use reconf_runtime::JournalError;
 use reconf_runtime::ManagerError;
+use reconf_runtime::RegistryError;
 
 /// Everything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,14 @@ pub(crate) enum CliError {
         context: String,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// The metrics exporter could not start (the address is taken, or not ours).
+    #[error("--metrics-listen {addr}: {reason}")]
+    MetricsListen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The exporter's message.
+        reason: String,
     },
     /// Stdout was closed (e.g. `reconf journal dump | head`): the command stops quietly.
     #[error("stdout closed")]

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use reconf_core::{AuthorityId, BundleId, SessionId};
+use reconf_runtime::{AuthorityId, BundleId, SessionId};
 
 use crate::error::CliError;
 

@@ -11,7 +11,7 @@
 //!   coherence; `reconf journal dump` lists its facts.
 //!
 //! Authorities are given either as a 64-hex-digit id or as a label hashed with
-//! [`reconf_core::AuthorityId::from_label`]; see [`ids`] for the exact rule.
+//! [`reconf_runtime::AuthorityId::from_label`]; see [`ids`] for the exact rule.
 //!
 //! This crate only parses arguments, calls the libraries and prints. It must not contain
 //! logic a library user would also need: such logic belongs in `reconf-core`,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io::Write;
 
-use reconf_core::{AuthorityId, CapabilityScope, Change, Fact};
+use reconf_runtime::{AuthorityId, CapabilityScope, Change, Fact};
 use serde::Serialize;
 use serde_json::{json, Value};
 

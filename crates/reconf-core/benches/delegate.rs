@@ -35,7 +35,7 @@ impl Fixture {
         let mut state = State::new();
         let mut seq = 0;
         let mut run = |state: &mut State, cmd: Command| {
-            let f = state.check(&cmd).unwrap();
+            let f = state.check(&cmd, 1_700_000_000_000).unwrap();
             seq += 1;
             state.apply(seq, &f);
         };
@@ -69,7 +69,7 @@ impl Fixture {
             to = self.authorities
                 [(self.authorities.iter().position(|a| *a == from).unwrap() + 1) % AUTHORITIES];
         }
-        Delegation::new(session, from, to, self.bundle.clone(), 1_700_000_000_000)
+        Delegation::new(session, from, to, self.bundle.clone())
     }
 
     /// One delegation on its own, the way a caller makes one: ask who holds the session,
@@ -79,7 +79,7 @@ impl Fixture {
         let (s, to) = self.pick();
         let from = self.state.holder(&s).unwrap();
         let cmd = Command::Delegate(self.delegation(s, from, to));
-        let fact = self.state.check(&cmd).unwrap();
+        let fact = self.state.check(&cmd, 1_700_000_000_000).unwrap();
         let seq = self.state.head() + 1;
         black_box(self.state.apply(seq, &fact));
     }
@@ -95,7 +95,7 @@ impl Fixture {
             .iter()
             .map(|(s, to)| {
                 let from = checker.holder(s).unwrap();
-                checker.check(&Command::Delegate(self.delegation(*s, from, *to))).unwrap()
+                checker.check(&Command::Delegate(self.delegation(*s, from, *to)), 1_700_000_000_000).unwrap()
             })
             .collect();
         let first = self.state.head() + 1;

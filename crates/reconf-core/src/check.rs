@@ -13,8 +13,29 @@ use crate::error::CommandError;
 use crate::fact::{Change, DelegationFact, Fact};
 use crate::footprint::FastMap;
 use crate::ids::{AuthorityId, BundleId, SessionId};
+use crate::ownership::{LiveSessions, OwnerCapability, OwnerLabel, OwnershipError};
 use crate::scope::{CapabilityScope, LinkBoundary};
 use crate::state::{State, MAX_AUTHORITIES, MAX_GENERATION};
+
+/// Why a live handoff was refused before anything was staged or written. (Exhaustive on
+/// purpose: a caller maps each cause to its own error.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandoffError {
+    /// The owner handle is for another session than the delegation.
+    #[error("live handoff session mismatch: handle is for {handle}, request for {request}")]
+    SessionMismatch {
+        /// The handle's session.
+        handle: SessionId,
+        /// The delegation's session.
+        request: SessionId,
+    },
+    /// The live owner cannot hand over (stale handle, not live, already staged, widening).
+    #[error(transparent)]
+    Ownership(#[from] OwnershipError),
+    /// The delegation underneath is refused.
+    #[error(transparent)]
+    Delegation(#[from] CommandError),
+}
 
 /// The parts of a session record the rules need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +60,13 @@ enum Slot {
 /// let s = SessionId::from_u128(1);
 /// let bundle = BundleId::new("x").unwrap();
 /// let mut checker = state.checker();
+/// let now_ms = 1_700_000_000_000;
 /// // Each command sees the effect of the ones before it in the batch.
-/// checker.check(&Command::RegisterBundle(ComposedBundle::new(bundle.clone()))).unwrap();
-/// checker.check(&Command::OpenSession { session: s, authority: a, bundle: None }).unwrap();
-/// checker.check(&Command::Delegate(Delegation::new(s, a, b, bundle.clone(), 0))).unwrap();
+/// checker.check(&Command::RegisterBundle(ComposedBundle::new(bundle.clone())), now_ms).unwrap();
+/// checker.check(&Command::OpenSession { session: s, authority: a, bundle: None }, now_ms).unwrap();
+/// checker.check(&Command::Delegate(Delegation::new(s, a, b, bundle.clone())), now_ms).unwrap();
 /// // `a` no longer holds the session within this batch.
-/// assert!(checker.check(&Command::Delegate(Delegation::new(s, a, b, bundle, 0))).is_err());
+/// assert!(checker.check(&Command::Delegate(Delegation::new(s, a, b, bundle)), now_ms).is_err());
 /// ```
 #[derive(Debug)]
 pub struct Checker<'s> {
@@ -69,11 +91,23 @@ impl State {
         }
     }
 
-    /// Checks one command: the fact it would write, or why it is refused. Never mutates.
-    pub fn check(&self, command: &Command) -> Result<Fact, CommandError> {
+    /// Checks one command at time `now_ms` (milliseconds since the Unix epoch; only a
+    /// delegation records it): the fact it would write, or why it is refused. Never
+    /// mutates.
+    pub fn check(&self, command: &Command, now_ms: u64) -> Result<Fact, CommandError> {
         let mut checker = self.checker();
         checker.remember = false;
-        checker.check(command)
+        checker.check(command, now_ms)
+    }
+
+    /// Whether a live owner may be attached to `session` for `boundary`, and at which
+    /// owner generation: the session must be open and the boundary's bundle registered.
+    pub fn check_attach(&self, session: &SessionId, boundary: &LinkBoundary) -> Result<u64, CommandError> {
+        let record = self.session(session).ok_or(CommandError::UnknownSession { session: *session })?;
+        if self.bundle(&boundary.bundle).is_none() {
+            return Err(CommandError::UnknownBundle { bundle: boundary.bundle.clone() });
+        }
+        Ok(record.generation)
     }
 }
 
@@ -155,13 +189,8 @@ impl<'s> Checker<'s> {
         Ok(v)
     }
 
-    /// A session's owner generation as the earlier commands of the batch leave it: the
-    /// current one while open, the last one once closed.
-    pub fn generation(&self, session: &SessionId) -> Option<u64> {
-        self.last_generation(session)
-    }
-
-    /// The active holder of a session as the earlier commands of the batch leave it.
+    /// The active holder of a session as the earlier commands of the batch leave it (for
+    /// callers that build batches, such as benchmarks and simulators).
     pub fn holder(&self, session: &SessionId) -> Option<AuthorityId> {
         self.view(session).map(|v| v.holder)
     }
@@ -176,75 +205,134 @@ impl<'s> Checker<'s> {
         Ok(next)
     }
 
-    /// Checks the next command of the batch. On success the overlay records its effect so
-    /// later commands see it; on error nothing changes.
-    pub fn check(&mut self, command: &Command) -> Result<Fact, CommandError> {
-        let change = match command {
-            Command::RegisterBundle(bundle) => {
-                if self.bundle(&bundle.id).is_some() {
-                    return Err(CommandError::BundleAlreadyRegistered { bundle: bundle.id.clone() });
-                }
-                self.note_bundle(bundle);
-                Change::BundleRegistered { bundle: bundle.clone() }
-            }
+    /// Checks the next command of the batch at time `now_ms`. On success the overlay
+    /// records its effect so later commands see it; on error nothing changes. The typed
+    /// `check_*` methods do the same for one kind of command and return what a caller
+    /// answers with.
+    pub fn check(&mut self, command: &Command, now_ms: u64) -> Result<Fact, CommandError> {
+        match command {
+            Command::RegisterBundle(bundle) => self.check_register(bundle),
             Command::LinkBundles { left, right, linked } => {
-                let l = self.require_bundle(left)?;
-                let r = self.require_bundle(right)?;
-                if left == right {
-                    return Err(CommandError::SelfLink { bundle: left.clone() });
-                }
-                if self.bundle(linked).is_some() {
-                    return Err(CommandError::LinkedIdTaken { linked: linked.clone() });
-                }
-                if let Err(i) = l.compatible_with(r) {
-                    return Err(CommandError::IncompatibleInterfaces {
-                        left: left.clone(),
-                        right: right.clone(),
-                        left_missing: i.left_missing,
-                        right_missing: i.right_missing,
-                    });
-                }
-                let overlap = l.overlapping_sessions(r);
-                if let Some(first) = overlap.first() {
-                    return Err(CommandError::OverlappingSessions {
-                        left: left.clone(),
-                        right: right.clone(),
-                        first: *first,
-                        sessions: overlap,
-                    });
-                }
-                let bundle = l.linked(r, linked.clone());
-                self.note_bundle(&bundle);
-                Change::BundlesLinked { left: left.clone(), right: right.clone(), linked: bundle }
+                self.check_link(left, right, linked).map(|(fact, _)| fact)
             }
             Command::OpenSession { session, authority, bundle } => {
-                if let Some(b) = bundle {
-                    self.require_bundle(b)?;
-                }
-                if let Some(v) = self.view(session) {
-                    return Err(CommandError::SessionAlreadyHeld { session: *session, holder: v.holder });
-                }
-                self.admit_authority(authority)?;
-                let generation = Self::next_generation(*session, self.last_generation(session))?;
-                self.note(*session, Slot::Open(View { holder: *authority, delegator: None, generation }));
-                Change::SessionOpened {
-                    session: *session,
-                    authority: *authority,
-                    bundle: bundle.clone(),
-                    generation,
-                }
+                self.check_open(*session, *authority, bundle.as_ref()).map(|(fact, _)| fact)
             }
-            Command::Delegate(d) => Change::SessionDelegated(self.check_delegation(d)?),
-            Command::CloseSession { session, authority } => {
-                let v = self.active_holder(session, authority)?;
-                self.note(*session, Slot::Closed(v.generation));
-                Change::SessionClosed { session: *session, authority: *authority }
+            Command::Delegate(d) => {
+                self.check_delegation(d, now_ms).map(|d| Fact::new(Change::SessionDelegated(d)))
             }
-        };
-        Ok(Fact::new(change))
+            Command::CloseSession { session, authority } => self.check_close(*session, *authority),
+        }
     }
 
-    fn check_delegation(&mut self, d: &Delegation) -> Result<DelegationFact, CommandError> {
+    /// Checks registering `bundle`.
+    pub fn check_register(&mut self, bundle: &ComposedBundle) -> Result<Fact, CommandError> {
+        if self.bundle(&bundle.id).is_some() {
+            return Err(CommandError::BundleAlreadyRegistered { bundle: bundle.id.clone() });
+        }
+        self.note_bundle(bundle);
+        Ok(Fact::new(Change::BundleRegistered { bundle: bundle.clone() }))
+    }
+
+    /// Checks linking `left` and `right` into `linked`; returns the fact and the bundle
+    /// the link creates.
+    pub fn check_link(
+        &mut self,
+        left: &BundleId,
+        right: &BundleId,
+        linked: &BundleId,
+    ) -> Result<(Fact, ComposedBundle), CommandError> {
+        {
+            let l = self.require_bundle(left)?;
+            let r = self.require_bundle(right)?;
+            if left == right {
+                return Err(CommandError::SelfLink { bundle: left.clone() });
+            }
+            if self.bundle(linked).is_some() {
+                return Err(CommandError::LinkedIdTaken { linked: linked.clone() });
+            }
+            if let Err(i) = l.compatible_with(r) {
+                return Err(CommandError::IncompatibleInterfaces {
+                    left: left.clone(),
+                    right: right.clone(),
+                    left_missing: i.left_missing,
+                    right_missing: i.right_missing,
+                });
+            }
+            let overlap = l.overlapping_sessions(r);
+            if let Some(first) = overlap.first() {
+                return Err(CommandError::OverlappingSessions {
+                    left: left.clone(),
+                    right: right.clone(),
+                    first: *first,
+                    sessions: overlap,
+                });
+            }
+            let bundle = l.linked(r, linked.clone());
+            self.note_bundle(&bundle);
+            let change =
+                Change::BundlesLinked { left: left.clone(), right: right.clone(), linked: bundle.clone() };
+            Ok((Fact::new(change), bundle))
+        }
+    }
+
+    /// Checks opening `session` held by `authority`; returns the fact and the owner
+    /// generation the session starts at.
+    pub fn check_open(
+        &mut self,
+        session: SessionId,
+        authority: AuthorityId,
+        bundle: Option<&BundleId>,
+    ) -> Result<(Fact, u64), CommandError> {
+        if let Some(b) = bundle {
+            self.require_bundle(b)?;
+        }
+        if let Some(v) = self.view(&session) {
+            return Err(CommandError::SessionAlreadyHeld { session, holder: v.holder });
+        }
+        self.admit_authority(&authority)?;
+        let generation = Self::next_generation(session, self.last_generation(&session))?;
+        self.note(session, Slot::Open(View { holder: authority, delegator: None, generation }));
+        let change = Change::SessionOpened { session, authority, bundle: bundle.cloned(), generation };
+        Ok((Fact::new(change), generation))
+    }
+
+    /// Checks closing `session` by `authority`.
+    pub fn check_close(&mut self, session: SessionId, authority: AuthorityId) -> Result<Fact, CommandError> {
+        let v = self.active_holder(&session, &authority)?;
+        self.note(session, Slot::Closed(v.generation));
+        Ok(Fact::new(Change::SessionClosed { session, authority }))
+    }
+
+    /// Checks a live handoff: the delegation `d` at `now_ms` together with moving the live
+    /// owner presenting `handle` to `to_owner`. The owner change is validated first, then
+    /// the delegation; only when both pass is the new owner staged in `live`, at the owner
+    /// generation and with the scope the delegation fact carries. So a refused handoff
+    /// stages nothing, and the staged owner commits or aborts with the journal write.
+    pub fn check_handoff(
+        &mut self,
+        d: &Delegation,
+        now_ms: u64,
+        live: &mut LiveSessions,
+        handle: &OwnerCapability,
+        to_owner: OwnerLabel,
+    ) -> Result<DelegationFact, HandoffError> {
+        if handle.session != d.session {
+            return Err(HandoffError::SessionMismatch { handle: handle.session, request: d.session });
+        }
+        // A session that is not open has no live owner either; let the delegation rules
+        // name that error.
+        if self.view(&d.session).is_some() {
+            live.check_stage(handle, &d.effective_scope())?;
+        }
+        let fact = self.check_delegation(d, now_ms)?;
+        live.stage(handle, to_owner, fact.generation, fact.scope.clone())?;
+        Ok(fact)
+    }
+
+    /// Checks a delegation at `now_ms`; returns the delegation fact's content (whose
+    /// generation and scope a live handoff stages its new owner with).
+    pub fn check_delegation(&mut self, d: &Delegation, now_ms: u64) -> Result<DelegationFact, CommandError> {
         if d.from == d.to {
             return Err(CommandError::SelfDelegation { session: d.session, authority: d.from });
         }
@@ -279,7 +367,7 @@ impl<'s> Checker<'s> {
             context: d.context.unwrap_or_else(|| d.from.default_context()),
             scope,
             generation,
-            at_ms: d.at_ms,
+            at_ms: now_ms,
         })
     }
 }

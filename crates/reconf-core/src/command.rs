@@ -31,7 +31,7 @@ pub enum Command {
         /// The bundle it runs, if any (must be registered).
         bundle: Option<BundleId>,
     },
-    /// Delegate a session from its active holder.
+    /// Delegate a session from its active holder (at the time passed to the check).
     Delegate(Delegation),
     /// Close a session held by `authority`.
     CloseSession {
@@ -42,7 +42,9 @@ pub enum Command {
     },
 }
 
-/// A delegation request.
+/// A delegation request: the same type from the runtime's public API down to the core's
+/// check. It carries no time: the check is given the time (the core reads no clock), and
+/// the fact it yields records it.
 ///
 /// ```
 /// use reconf_core::{AuthorityId, BundleId, Delegation, SessionId};
@@ -51,7 +53,6 @@ pub enum Command {
 ///     AuthorityId::from_label("a"),
 ///     AuthorityId::from_label("b"),
 ///     BundleId::new("device_migration").unwrap(),
-///     1_700_000_000_000,
 /// );
 /// assert!(d.context.is_none() && d.boundary.is_none() && d.scope.is_none());
 /// ```
@@ -71,14 +72,12 @@ pub struct Delegation {
     pub boundary: Option<LinkBoundary>,
     /// Scope moved; defaults to [`CapabilityScope::for_bundle`].
     pub scope: Option<CapabilityScope>,
-    /// Physical time, milliseconds since the Unix epoch.
-    pub at_ms: u64,
 }
 
 impl Delegation {
     /// A delegation with default context, boundary and scope.
-    pub fn new(session: SessionId, from: AuthorityId, to: AuthorityId, bundle: BundleId, at_ms: u64) -> Self {
-        Self { session, from, to, bundle, context: None, boundary: None, scope: None, at_ms }
+    pub fn new(session: SessionId, from: AuthorityId, to: AuthorityId, bundle: BundleId) -> Self {
+        Self { session, from, to, bundle, context: None, boundary: None, scope: None }
     }
 
     /// Sets the context.

@@ -124,3 +124,27 @@ pub enum CommandError {
         max: u64,
     },
 }
+
+impl CommandError {
+    /// A stable snake_case name of the error's kind (`"not_active_holder"`, …), for
+    /// metrics labels and logs: it never changes for a kind, and never includes ids.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CommandError::BundleAlreadyRegistered { .. } => "bundle_already_registered",
+            CommandError::UnknownBundle { .. } => "unknown_bundle",
+            CommandError::LinkedIdTaken { .. } => "linked_id_taken",
+            CommandError::SelfLink { .. } => "self_link",
+            CommandError::IncompatibleInterfaces { .. } => "incompatible_interfaces",
+            CommandError::OverlappingSessions { .. } => "overlapping_sessions",
+            CommandError::UnknownSession { .. } => "unknown_session",
+            CommandError::SessionAlreadyHeld { .. } => "session_already_held",
+            CommandError::NotActiveHolder { .. } => "not_active_holder",
+            CommandError::SelfDelegation { .. } => "self_delegation",
+            CommandError::BoundaryBundleMismatch { .. } => "boundary_bundle_mismatch",
+            CommandError::BoundaryScopeMismatch { .. } => "boundary_scope_mismatch",
+            CommandError::EmptyScope => "empty_scope",
+            CommandError::GenerationExhausted { .. } => "generation_exhausted",
+            CommandError::TooManyAuthorities { .. } => "too_many_authorities",
+        }
+    }
+}

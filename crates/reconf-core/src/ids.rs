@@ -41,6 +41,9 @@ pub enum IdParseError {
     /// An empty bundle id.
     #[error("a bundle id must not be empty")]
     EmptyBundle,
+    /// An empty live-owner label.
+    #[error("an owner label must not be empty")]
+    EmptyOwnerLabel,
 }
 
 fn write_hex(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -207,6 +210,14 @@ impl BundleId {
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Lookups by text: maps keyed by `BundleId` answer `get("device_migration")`. Sound
+/// because the derived `Ord`, `Eq` and `Hash` are those of the text.
+impl std::borrow::Borrow<str> for BundleId {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }

@@ -23,9 +23,10 @@
 //! for cmd in [
 //!     Command::RegisterBundle(ComposedBundle::new(bundle.clone())),
 //!     Command::OpenSession { session, authority: a, bundle: Some(bundle.clone()) },
-//!     Command::Delegate(Delegation::new(session, a, b, bundle.clone(), 1_000)),
+//!     Command::Delegate(Delegation::new(session, a, b, bundle.clone())),
 //! ] {
-//!     let fact = state.check(&cmd).unwrap(); // check: no mutation
+//!     let now_ms = 1_000; // the caller's clock: the core reads none
+//!     let fact = state.check(&cmd, now_ms).unwrap(); // check: no mutation
 //!     seq += 1; // ...persist `fact` at `seq` here...
 //!     state.apply(seq, &fact); // then apply
 //! }
@@ -33,6 +34,7 @@
 //! assert!(state.verify_coherence().is_coherent());
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bundle;
 mod check;
@@ -50,7 +52,7 @@ mod table;
 pub mod upgrade;
 
 pub use bundle::{ComposedBundle, Incompatibility, BUNDLE_SCHEMA_VERSION};
-pub use check::Checker;
+pub use check::{Checker, HandoffError};
 pub use coherence::{audit, CoherenceReport, Violation};
 pub use command::{Command, Delegation};
 pub use error::CommandError;
@@ -59,7 +61,7 @@ pub use footprint::{FootprintSummary, SessionClass, SessionFootprint};
 pub use ids::{AuthorityId, BundleId, ContextId, IdParseError, SessionId};
 pub use ownership::{LiveOwner, LiveSessions, OwnerCapability, OwnerLabel, OwnershipError, OwnershipReceipt};
 pub use receipt::DelegationReceipt;
-pub use scope::{CapabilityScope, LinkBoundary};
+pub use scope::{CapabilityScope, LinkBoundary, WHOLE_SESSION_FRAGMENT};
 pub use state::{
     Applied, LinkRecord, SessionRecord, SnapshotError, SnapshotRecord, State, StateSnapshot, StateStats,
     MAX_AUTHORITIES, MAX_GENERATION,

@@ -17,10 +17,20 @@ use crate::scope::{CapabilityScope, LinkBoundary};
 pub struct OwnerLabel(String);
 
 impl OwnerLabel {
-    /// Wraps a label; `None` when it is empty.
-    pub fn new(label: impl Into<String>) -> Option<Self> {
+    /// Wraps a label; refused when it is empty or blank (like every id constructor, a
+    /// `Result`).
+    ///
+    /// ```
+    /// use reconf_core::OwnerLabel;
+    /// assert_eq!(OwnerLabel::new("node-1").unwrap().as_str(), "node-1");
+    /// assert!(OwnerLabel::new("  ").is_err());
+    /// ```
+    pub fn new(label: impl Into<String>) -> Result<Self, crate::IdParseError> {
         let l = label.into();
-        (!l.trim().is_empty()).then_some(Self(l))
+        if l.trim().is_empty() {
+            return Err(crate::IdParseError::EmptyOwnerLabel);
+        }
+        Ok(Self(l))
     }
 
     /// The label text.
@@ -134,6 +144,24 @@ pub enum OwnershipError {
     },
 }
 
+impl OwnershipError {
+    /// A stable snake_case name of the error's kind (`"stale_owner"`, …), for metrics
+    /// labels and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OwnershipError::NotLive { .. } => "not_live",
+            OwnershipError::AlreadyLive { .. } => "already_live",
+            OwnershipError::StaleOwner { .. } => "stale_owner",
+            OwnershipError::WrongSession { .. } => "wrong_session",
+            OwnershipError::OutsideScope { .. } => "outside_scope",
+            OwnershipError::ScopeWidening { .. } => "scope_widening",
+            OwnershipError::AlreadyStaged { .. } => "already_staged",
+            OwnershipError::NothingStaged { .. } => "nothing_staged",
+            OwnershipError::GenerationRegressed { .. } => "generation_regressed",
+        }
+    }
+}
+
 /// One live session's owner, capability, boundary and a staged successor, if any.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveOwner {
@@ -193,11 +221,7 @@ pub struct LiveSessions {
 }
 
 fn scope_fragments(scope: &CapabilityScope) -> BTreeSet<String> {
-    match scope {
-        // The whole session is tracked as one fragment key.
-        CapabilityScope::WholeSession => BTreeSet::from(["*".to_owned()]),
-        CapabilityScope::Fragments(f) => BTreeSet::clone(f),
-    }
+    scope.fragment_keys().into_iter().collect()
 }
 
 impl LiveSessions {
@@ -346,6 +370,23 @@ impl LiveSessions {
         Ok(live.capability.clone())
     }
 
+    /// Whether the owner presenting `cap` may hand `scope` over: it must be the current
+    /// owner, with no handoff already staged, and `scope` inside its own. Changes nothing.
+    pub fn check_stage(&self, cap: &OwnerCapability, scope: &CapabilityScope) -> Result<(), OwnershipError> {
+        let live = self.current(cap)?;
+        if let Some(st) = &live.staged {
+            return Err(OwnershipError::AlreadyStaged { session: cap.session, staged: st.owner.clone() });
+        }
+        if !live.capability.scope.covers(scope) {
+            return Err(OwnershipError::ScopeWidening {
+                session: cap.session,
+                held: live.capability.scope.clone(),
+                requested: scope.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Phase one of a handoff: stage `to` as the next owner at `next_generation` with
     /// `scope`. The current owner stays valid until [`commit`](Self::commit).
     pub fn stage(
@@ -355,17 +396,8 @@ impl LiveSessions {
         next_generation: u64,
         scope: CapabilityScope,
     ) -> Result<(), OwnershipError> {
+        self.check_stage(cap, &scope)?;
         let live = self.current(cap)?;
-        if let Some(st) = &live.staged {
-            return Err(OwnershipError::AlreadyStaged { session: cap.session, staged: st.owner.clone() });
-        }
-        if !live.capability.scope.covers(&scope) {
-            return Err(OwnershipError::ScopeWidening {
-                session: cap.session,
-                held: live.capability.scope.clone(),
-                requested: scope,
-            });
-        }
         if next_generation <= live.capability.generation {
             return Err(OwnershipError::GenerationRegressed {
                 session: cap.session,

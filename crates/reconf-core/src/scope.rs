@@ -18,7 +18,25 @@ pub enum CapabilityScope {
     Fragments(Arc<BTreeSet<String>>),
 }
 
+/// The fragment key that stands for a whole-session scope in fragment registries.
+pub const WHOLE_SESSION_FRAGMENT: &str = "*";
+
 impl CapabilityScope {
+    /// The fragment keys this scope is tracked under: its fragments, or
+    /// [`WHOLE_SESSION_FRAGMENT`] alone for the whole session.
+    ///
+    /// ```
+    /// use reconf_core::CapabilityScope;
+    /// assert_eq!(CapabilityScope::WholeSession.fragment_keys(), ["*"]);
+    /// assert_eq!(CapabilityScope::fragments(["b", "a"]).fragment_keys(), ["a", "b"]);
+    /// ```
+    pub fn fragment_keys(&self) -> Vec<String> {
+        match self {
+            Self::WholeSession => vec![WHOLE_SESSION_FRAGMENT.to_owned()],
+            Self::Fragments(f) => f.iter().cloned().collect(),
+        }
+    }
+
     /// The default scope of a delegation through `bundle`: the single fragment
     /// `bundle:<id>`.
     ///

@@ -204,7 +204,11 @@ impl State {
     }
 
     /// A registered bundle.
-    pub fn bundle(&self, id: &BundleId) -> Option<&ComposedBundle> {
+    pub fn bundle<Q>(&self, id: &Q) -> Option<&ComposedBundle>
+    where
+        BundleId: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.bundles.get(id)
     }
 
@@ -442,7 +446,7 @@ impl State {
     /// let facts: Vec<_> = (1..=3)
     ///     .map(|i| {
     ///         let open = Command::OpenSession { session: SessionId::from_u128(i), authority: a, bundle: None };
-    ///         checker.check(&open).unwrap()
+    ///         checker.check(&open, 0).unwrap()
     ///     })
     ///     .collect();
     /// let mut batched = State::new();
@@ -466,15 +470,20 @@ impl State {
         self.sessions.prefetch(sessions);
     }
 
-    /// The prefetch behind [`apply_batch`](Self::apply_batch): the records the facts name.
-    fn prefetch_facts(&self, facts: &[Fact]) {
+    /// The prefetch behind [`apply_batch`](Self::apply_batch), for a caller that applies a
+    /// batch fact by fact: loads the records the facts name. A pure hint.
+    pub fn prefetch_facts(&self, facts: &[Fact]) {
         if facts.len() < 2 {
             return;
         }
         self.sessions.prefetch(facts.iter().filter_map(Fact::session));
     }
 
-    fn apply_delegation(&mut self, sequence: u64, d: &DelegationFact) -> DelegationReceipt {
+    /// Applies a durable delegation fact written at `sequence` and returns its receipt:
+    /// the same as [`apply`](Self::apply) of the fact, typed for a caller that needs the
+    /// receipt.
+    pub fn apply_delegation(&mut self, sequence: u64, d: &DelegationFact) -> DelegationReceipt {
+        self.head = self.head.max(sequence);
         let from = self.intern_authority(&d.from);
         let to = self.intern_authority(&d.to);
         let bundle = self.intern_bundle(&d.bundle);
@@ -606,7 +615,7 @@ impl State {
     ///     authority: AuthorityId::from_label("a"),
     ///     bundle: None,
     /// };
-    /// let fact = state.check(&cmd).unwrap();
+    /// let fact = state.check(&cmd, 0).unwrap();
     /// state.apply(1, &fact);
     /// assert_eq!(State::replay([(1, &fact)]), state);
     /// ```
@@ -811,10 +820,10 @@ mod tests {
             Command::RegisterBundle(ComposedBundle::new(bundle.clone())),
             Command::OpenSession { session: SessionId::from_u128(1), authority: a, bundle: None },
             Command::OpenSession { session: SessionId::from_u128(2), authority: a, bundle: None },
-            Command::Delegate(Delegation::new(SessionId::from_u128(1), a, b, bundle, 0)),
+            Command::Delegate(Delegation::new(SessionId::from_u128(1), a, b, bundle)),
         ];
         for (i, c) in cmds.iter().enumerate() {
-            let f = st.check(c).unwrap();
+            let f = st.check(c, 0).unwrap();
             st.apply(i as u64 + 1, &f);
         }
         st

@@ -42,9 +42,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn command(op: &Op) -> Command {
     match *op {
         Op::Open(s, a) => Command::OpenSession { session: sess(s), authority: auth(a), bundle: None },
-        Op::Delegate(s, f, t, k) => {
-            Command::Delegate(Delegation::new(sess(s), auth(f), auth(t), bundle(k), 7))
-        }
+        Op::Delegate(s, f, t, k) => Command::Delegate(Delegation::new(sess(s), auth(f), auth(t), bundle(k))),
         Op::Close(s, a) => Command::CloseSession { session: sess(s), authority: auth(a) },
     }
 }
@@ -135,7 +133,7 @@ fn outcome_generation(applied: &Applied, state_before_close: Option<u64>) -> u64
 
 fn fresh() -> (State, Vec<Fact>) {
     let mut state = State::new();
-    let fact = state.check(&Command::RegisterBundle(ComposedBundle::new(bundle(true)))).unwrap();
+    let fact = state.check(&Command::RegisterBundle(ComposedBundle::new(bundle(true))), 7).unwrap();
     state.apply(1, &fact);
     (state, vec![fact])
 }
@@ -150,7 +148,7 @@ proptest! {
         for op in &ops {
             let expected = model.run(op);
             let gen_before = match op { Op::Close(s, _) => state.session(&sess(*s)).map(|r| r.generation), _ => None };
-            let got = state.check(&command(op)).map(|fact| {
+            let got = state.check(&command(op), 7).map(|fact| {
                 facts.push(fact.clone());
                 state.apply(facts.len() as u64, &fact)
             });
@@ -178,7 +176,7 @@ proptest! {
     fn replaying_the_facts_rebuilds_an_equal_state(ops in prop::collection::vec(op(), 1..120)) {
         let (mut state, mut facts) = fresh();
         for op in &ops {
-            if let Ok(fact) = state.check(&command(op)) {
+            if let Ok(fact) = state.check(&command(op), 7) {
                 facts.push(fact);
                 state.apply(facts.len() as u64, facts.last().unwrap());
             }
@@ -197,7 +195,7 @@ proptest! {
         let mut sequential = base.clone();
         let mut seq_outcomes = Vec::new();
         for op in &ops {
-            let r = sequential.check(&command(op));
+            let r = sequential.check(&command(op), 7);
             if let Ok(f) = &r {
                 sequential.apply(sequential.head() + 1, f);
             }
@@ -206,7 +204,7 @@ proptest! {
         let mut batched = base.clone();
         let batch_outcomes: Vec<_> = {
             let mut checker = base.checker();
-            ops.iter().map(|op| checker.check(&command(op))).collect()
+            ops.iter().map(|op| checker.check(&command(op), 7)).collect()
         };
         // Applied as one batch, the way the manager applies a durable commit.
         let facts: Vec<Fact> = batch_outcomes.iter().flatten().cloned().collect();

@@ -30,7 +30,7 @@ impl Harness {
 
     fn run(&mut self, cmd: Command) -> Result<Applied, CommandError> {
         let before = self.state.clone();
-        match self.state.check(&cmd) {
+        match self.state.check(&cmd, 42) {
             Ok(fact) => {
                 self.facts.push(fact.clone());
                 Ok(self.state.apply(self.facts.len() as u64, &fact))
@@ -51,7 +51,7 @@ impl Harness {
     }
 
     fn delegate(&mut self, n: u128, from: &str, to: &str) -> Result<DelegationReceipt, CommandError> {
-        match self.run(Command::Delegate(Delegation::new(s(n), a(from), a(to), bid("x"), 42)))? {
+        match self.run(Command::Delegate(Delegation::new(s(n), a(from), a(to), bid("x"))))? {
             Applied::SessionDelegated(r) => Ok(*r),
             other => panic!("unexpected {other:?}"),
         }
@@ -151,7 +151,7 @@ fn delegation_errors_are_distinct() {
         h.delegate(1, "a", "a").unwrap_err(),
         CommandError::SelfDelegation { session: s(1), authority: a("a") }
     );
-    let err = h.run(Command::Delegate(Delegation::new(s(1), a("a"), a("b"), bid("zzz"), 0))).unwrap_err();
+    let err = h.run(Command::Delegate(Delegation::new(s(1), a("a"), a("b"), bid("zzz")))).unwrap_err();
     assert_eq!(err, CommandError::UnknownBundle { bundle: bid("zzz") });
     assert_eq!(
         h.delegate(1, "c", "b").unwrap_err(),
@@ -182,7 +182,7 @@ fn boundary_and_scope_must_agree_with_the_delegation() {
     let mut h = Harness::new();
     h.ok(Command::RegisterBundle(ComposedBundle::new(bid("y"))));
     h.open(1, "a");
-    let d = Delegation::new(s(1), a("a"), a("b"), bid("x"), 0);
+    let d = Delegation::new(s(1), a("a"), a("b"), bid("x"));
     let err =
         h.run(Command::Delegate(d.clone().with_boundary(LinkBoundary::for_bundle(&bid("y"))))).unwrap_err();
     assert_eq!(err, CommandError::BoundaryBundleMismatch { bundle: bid("x"), boundary: bid("y") });
@@ -281,14 +281,14 @@ fn a_batch_is_checked_against_the_state_its_earlier_commands_leave() {
     let state = State::new();
     let mut c = state.checker();
     let b = ComposedBundle::new(bid("x"));
-    c.check(&Command::RegisterBundle(b.clone())).unwrap();
-    assert!(c.check(&Command::RegisterBundle(b)).is_err(), "second registration in the same batch");
-    c.check(&Command::OpenSession { session: s(1), authority: a("a"), bundle: Some(bid("x")) }).unwrap();
-    let f = c.check(&Command::Delegate(Delegation::new(s(1), a("a"), a("b"), bid("x"), 0))).unwrap();
+    c.check(&Command::RegisterBundle(b.clone()), 42).unwrap();
+    assert!(c.check(&Command::RegisterBundle(b), 42).is_err(), "second registration in the same batch");
+    c.check(&Command::OpenSession { session: s(1), authority: a("a"), bundle: Some(bid("x")) }, 42).unwrap();
+    let f = c.check(&Command::Delegate(Delegation::new(s(1), a("a"), a("b"), bid("x"))), 42).unwrap();
     assert!(matches!(&f.change, Change::SessionDelegated(d) if d.generation == 2));
-    c.check(&Command::Delegate(Delegation::new(s(1), a("b"), a("c"), bid("x"), 0))).unwrap();
-    c.check(&Command::CloseSession { session: s(1), authority: a("c") }).unwrap();
-    assert!(c.check(&Command::CloseSession { session: s(1), authority: a("c") }).is_err());
+    c.check(&Command::Delegate(Delegation::new(s(1), a("b"), a("c"), bid("x"))), 42).unwrap();
+    c.check(&Command::CloseSession { session: s(1), authority: a("c") }, 42).unwrap();
+    assert!(c.check(&Command::CloseSession { session: s(1), authority: a("c") }, 42).is_err());
     // Nothing was applied to the state itself.
     assert_eq!(state, State::new());
 }
@@ -352,8 +352,8 @@ fn a_generation_at_its_limit_refuses_to_advance_and_never_wraps() {
     let mut snap = h.state.to_snapshot();
     snap.sessions[0].1.generation = MAX_GENERATION;
     let at_limit = State::from_snapshot(snap.clone()).unwrap();
-    let cmd = Command::Delegate(Delegation::new(s(1), a("a"), a("b"), bid("x"), 0));
-    assert_eq!(at_limit.check(&cmd).unwrap_err(), CommandError::GenerationExhausted { session: s(1) });
+    let cmd = Command::Delegate(Delegation::new(s(1), a("a"), a("b"), bid("x")));
+    assert_eq!(at_limit.check(&cmd, 42).unwrap_err(), CommandError::GenerationExhausted { session: s(1) });
     assert_eq!(at_limit.session(&s(1)).unwrap().generation, MAX_GENERATION);
     snap.sessions[0].1.generation = MAX_GENERATION + 1;
     assert!(matches!(State::from_snapshot(snap), Err(SnapshotError::GenerationTooLarge { .. })));

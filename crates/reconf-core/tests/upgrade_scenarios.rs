@@ -32,7 +32,7 @@ fn seeding_records_a_membership_event_at_epoch_one() {
 #[test]
 fn seeding_an_empty_membership_is_refused() {
     let h = Harness::new();
-    let err = h.book.check_seed(&bundle("wallet"), [], false).unwrap_err();
+    let err = h.book.check_seed(&bundle("wallet"), [], OnHistory::Refuse).unwrap_err();
     assert_eq!(err, UpgradeError::EmptyMembership { bundle: bundle("wallet") });
     assert!(err.to_string().contains("wallet"));
 }
@@ -57,7 +57,7 @@ fn seeding_over_history_needs_force() {
 #[test]
 fn force_on_a_fresh_bundle_is_not_recorded_as_forced() {
     let h = Harness::new();
-    let fact = h.book.check_seed(&bundle("w"), [m("a")], true).unwrap();
+    let fact = h.book.check_seed(&bundle("w"), [m("a")], OnHistory::Replace).unwrap();
     assert!(matches!(fact, UpgradeFact::MembershipSeeded { forced: false, .. }));
 }
 
@@ -66,7 +66,7 @@ fn seeding_during_an_upgrade_is_refused_even_with_force() {
     let (mut h, b) = seeded(&["a"]);
     h.upgrade_until(&b, &request("u1", vec![step("s1", &["a", "b"])]), None, None, Stop::AfterPhases(1))
         .unwrap();
-    let err = h.book.check_seed(&b, [m("z")], true).unwrap_err();
+    let err = h.book.check_seed(&b, [m("z")], OnHistory::Replace).unwrap_err();
     assert_eq!(err, UpgradeError::UpgradeInFlight { bundle: b, in_flight: uid("u1") });
 }
 
@@ -706,20 +706,26 @@ fn a_snapshot_with_an_upgrade_in_flight_restores_and_recovers() {
 fn a_journaled_restore_is_guarded_like_a_seed() {
     let (src, b, snap) = busy_snapshot();
     let (mut h, _) = seeded(&["q"]);
-    let err = h.book.check_restore(&b, snap.clone(), false).unwrap_err();
+    let err = h.book.check_restore(&b, snap.clone(), OnHistory::Refuse).unwrap_err();
     assert!(matches!(err, UpgradeError::HistoryExists { epoch: 1, .. }));
-    let fact = h.book.check_restore(&b, snap.clone(), true).unwrap();
+    let fact = h.book.check_restore(&b, snap.clone(), OnHistory::Replace).unwrap();
     assert_eq!(fact.kind(), "upgrade.snapshot_restored");
     assert_eq!(h.write(fact), UpgradeApplied::Restored { bundle: b.clone(), epoch: 3 });
     assert_eq!(h.book, src.book);
     assert_eq!(UpgradeBook::replay(&h.journal), h.book);
     let mut bad = snap;
     bad.active_members.clear();
-    assert!(matches!(h.book.check_restore(&b, bad, true), Err(UpgradeError::InvalidSnapshot { .. })));
+    assert!(matches!(
+        h.book.check_restore(&b, bad, OnHistory::Replace),
+        Err(UpgradeError::InvalidSnapshot { .. })
+    ));
     h.upgrade_until(&b, &request("u9", vec![step("s1", &["b", "c"])]), None, None, Stop::AfterPhases(1))
         .unwrap();
     let again = h.book.export(&b).unwrap();
-    assert!(matches!(h.book.check_restore(&b, again, true), Err(UpgradeError::UpgradeInFlight { .. })));
+    assert!(matches!(
+        h.book.check_restore(&b, again, OnHistory::Replace),
+        Err(UpgradeError::UpgradeInFlight { .. })
+    ));
 }
 
 // ---- apply is total ------------------------------------------------------------------
@@ -813,7 +819,7 @@ fn a_scoped_book_checks_a_batch_for_one_bundle_like_the_whole_book() {
     assert_eq!(h.book.scoped(&bundle("nothing")), UpgradeBook::new());
     // A batch: seed over history (forced), then begin an upgrade that needs the new
     // members; the second command is checked against the book as the first leaves it.
-    let seed = scoped.check_seed(&b, [m("x")], true).unwrap();
+    let seed = scoped.check_seed(&b, [m("x")], OnHistory::Replace).unwrap();
     scoped.apply(&seed);
     let Begin::Staged(staged) =
         scoped.check_begin(&b, &request("u1", vec![step("s1", &["x", "y"])]), Some(2)).unwrap()

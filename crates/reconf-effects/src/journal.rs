@@ -58,6 +58,22 @@ pub enum ExpectedHead {
 }
 
 impl ExpectedHead {
+    /// The expectation "the journal ends at `head`", with 0 meaning empty: what a writer
+    /// whose state has applied records up to `head` commits with.
+    ///
+    /// ```
+    /// use reconf_effects::ExpectedHead;
+    /// assert_eq!(ExpectedHead::after(0), ExpectedHead::Empty);
+    /// assert_eq!(ExpectedHead::after(7), ExpectedHead::At(7));
+    /// ```
+    pub fn after(head: Sequence) -> Self {
+        if head == 0 {
+            Self::Empty
+        } else {
+            Self::At(head)
+        }
+    }
+
     /// The expectation matching an observed head.
     pub fn from_head(head: Option<Sequence>) -> Self {
         head.map_or(Self::Empty, Self::At)

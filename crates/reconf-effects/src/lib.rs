@@ -23,13 +23,49 @@
 //! particular storage engine, and hidden time or randomness: every clock and random
 //! source is explicit and controllable, so tests above this crate stay deterministic.
 //! Failures are typed errors, never panics, outside the test suite.
+//!
+//! ## Example
+//!
+//! The time is read from a clock and passed to the core, which checks the command; its fact
+//! is committed against the head the writer observed, and only then applied. A writer
+//! whose view of the head is stale gets a conflict and writes nothing.
+//!
+//! ```
+//! use reconf_core::{BundleId, Command, ComposedBundle, State};
+//! use reconf_effects::{
+//!     ExpectedHead, JournalEffects, JournalError, MemoryJournal, PhysicalTimeEffects, SimulatedClock,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (clock, journal) = (SimulatedClock::new(1_000), MemoryJournal::new());
+//! let mut state = State::new();
+//!
+//! let bundle = ComposedBundle::new(BundleId::new("device_migration")?);
+//! let now = clock.physical_time().await?;
+//! let fact = state.check(&Command::RegisterBundle(bundle), now.ms)?;
+//! let head = journal.head().await?;
+//! let committed = journal.commit(vec![fact.clone()], ExpectedHead::from_head(head)).await?;
+//! state.apply(committed.last, &fact);
+//!
+//! let records = journal.read(1, 100).await?;
+//! assert_eq!(records.len(), 1);
+//! assert_eq!((records[0].sequence, &records[0].fact), (1, &fact));
+//!
+//! let stale = journal.commit(vec![fact], ExpectedHead::Empty).await;
+//! assert!(matches!(stale, Err(JournalError::Conflict { actual: Some(1), .. })));
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod capability;
 pub mod faulty;
 pub mod journal;
 pub mod memory;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod time;
 

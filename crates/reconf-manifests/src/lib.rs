@@ -9,6 +9,27 @@
 //! distributed slice, and the parser and generator are pure functions over text. Reading
 //! spec files and writing generated code is `cargo xtask codegen`'s job.
 //!
+//! # Reading the registry
+//!
+//! Whoever registers bundles reads the registry once, at start-up:
+//! [`registered_manifests`] gives every linked manifest sorted by protocol id, and
+//! [`registered_bundles`] the bundles their link specs add up to. Both fail on duplicate
+//! protocol ids. With the default `shipped-protocols` feature, the protocols in
+//! `protocols/` are among them:
+//!
+//! ```
+//! # #[cfg(feature = "shipped-protocols")] {
+//! let manifests = reconf_manifests::registered_manifests()?;
+//! assert!(manifests.iter().any(|m| m.protocol_id == "reconf.guardian_membership"));
+//!
+//! let bundles = reconf_manifests::registered_bundles()?;
+//! let handoff = bundles.iter().find(|b| b.id.as_str() == "guardian_handoff").ok_or("not linked")?;
+//! assert_eq!(handoff.protocol_ids, ["reconf.guardian_membership"]);
+//! assert!(handoff.exports.contains("guardian_handoff.vote"));
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Protocol specs
 //!
 //! A spec (`protocols/<module>.choreo`) describes one choreography. It is line based: one
@@ -120,6 +141,7 @@
 //! the crate that declares the slice. So this crate denies `unsafe_code` instead of
 //! forbidding it, and only the generated elements allow it, each with a comment saying so.
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod codegen;
 /// The manifests generated from `protocols/*.choreo` by `cargo xtask codegen`: one `static`
@@ -131,6 +153,7 @@ pub mod codegen;
 /// assert_eq!(EPOCH_ROTATION.bundle_ids().collect::<Vec<_>>(), ["epoch_rotation_transfer"]);
 /// ```
 #[cfg(feature = "shipped-protocols")]
+#[cfg_attr(docsrs, doc(cfg(feature = "shipped-protocols")))]
 pub mod generated;
 mod manifest;
 mod registry;

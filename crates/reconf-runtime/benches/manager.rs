@@ -40,7 +40,7 @@ fn setup_facts(n: usize) -> Vec<Fact> {
     let mut state = State::new();
     let mut facts = Vec::with_capacity(n + 1);
     let mut push = |state: &mut State, cmd: Command| {
-        let f = state.check(&cmd).unwrap();
+        let f = state.check(&cmd, 1).unwrap();
         state.apply(facts.len() as u64 + 1, &f);
         facts.push(f);
     };
@@ -131,7 +131,7 @@ async fn open(
         .journal_arc(journal)
         // Room for every caller's request, so each batch can take all that are waiting.
         .mailbox_capacity(2 * CALLERS)
-        .register_manifests(false)
+        .without_manifests()
         .snapshot_interval(snapshots)
         .open()
         .await
@@ -149,8 +149,8 @@ fn core_only_per_sec() -> f64 {
         let i = (k * 7919) % SESSIONS;
         let to = (holders[i] + 1) % AUTHORITIES;
         let cmd =
-            Command::Delegate(Delegation::new(session(i), authority(holders[i]), authority(to), bundle(), 1));
-        let f = state.check(&cmd).unwrap();
+            Command::Delegate(Delegation::new(session(i), authority(holders[i]), authority(to), bundle()));
+        let f = state.check(&cmd, 1).unwrap();
         state.apply(state.head() + 1, &f);
         holders[i] = to;
     }

@@ -1,94 +1,335 @@
 //! The actor: the one task that owns writes to the core state.
 //!
-//! It drains what is waiting in the mailbox, checks the commands in order against the state
-//! as the earlier ones would leave it, persists all their facts in one journal commit,
-//! applies them, and only then answers every caller. If the commit fails nothing is
-//! applied and every caller of the batch gets a typed error.
+//! One command goes: handle → mailbox ([`Message`], with its typed responder) → a batch of
+//! everything waiting → checked in order by the core's [`Checker`] against the state as
+//! the earlier commands of the batch would leave it ([`Command`] → [`Checked`], holding the
+//! fact it would write or its refusal) → the batch's facts in one journal commit expecting
+//! the applied head ([`commit`]) → each accepted command applies its own fact → each
+//! caller is answered with its own typed result. A conflict (another writer moved the
+//! head) catches up through [`replay`] and re-checks the batch; a failed commit answers
+//! every accepted command with [`ManagerError::Persist`] and applies nothing.
 
 use std::sync::Arc;
 
 use reconf_core::{
-    Applied, Change, Checker, Command, CommandError, ComposedBundle, Fact, LinkBoundary, LiveSessions,
+    Checker, ComposedBundle, Delegation, DelegationFact, DelegationReceipt, Fact, LinkBoundary, LiveSessions,
     OwnerLabel, SessionId, State,
 };
-use reconf_effects::time::{PhysicalTime, PhysicalTimeEffects, TimeError};
-use reconf_effects::{ExpectedHead, JournalEffects, JournalError};
-use tokio::sync::{mpsc, oneshot};
+use reconf_effects::time::{PhysicalTimeEffects, TimeError};
+use reconf_effects::{JournalEffects, JournalError};
+use tokio::sync::mpsc;
 
-use crate::error::{BoundaryError, ManagerError};
+use crate::commit::{self, Failure};
+use crate::error::ManagerError;
 use crate::events;
-use crate::request::{
-    CheckedCoherence, DelegationOutcome, DelegationRequest, DelegationWitness, HandoffOutcome, OwnedSession,
-};
+use crate::mailbox::{answer, Command, Message, Responder};
+use crate::replay::replay;
+use crate::request::{DelegationOutcome, DelegationWitness, HandoffOutcome, OwnedSession};
 use crate::shared::{read, write, Shared};
+use crate::telemetry;
 
 /// Most commands one batch takes from the mailbox.
 const MAX_BATCH: usize = 1024;
 /// Retries after a journal head conflict before the batch is refused.
 const MAX_CONFLICT_RETRIES: usize = 8;
-/// Records read per page while catching up.
-pub(crate) const READ_PAGE: usize = 4096;
 
-pub(crate) enum Op {
-    Register(ComposedBundle),
+/// A command after the check: its request, its responder, and what the check decided — the
+/// typed result the caller gets once the fact is durable, or the refusal. Going back to a
+/// [`Command`] (after a conflict) drops the decision, so a re-check starts clean.
+enum Checked {
+    Register {
+        bundle: ComposedBundle,
+        respond: Responder<ComposedBundle>,
+        fact: Result<Fact, ManagerError>,
+    },
     Link {
         left: reconf_core::BundleId,
         right: reconf_core::BundleId,
         linked: reconf_core::BundleId,
+        respond: Responder<ComposedBundle>,
+        fact: Result<(Fact, ComposedBundle), ManagerError>,
     },
     Open {
         session: SessionId,
         authority: reconf_core::AuthorityId,
         bundle: Option<reconf_core::BundleId>,
+        respond: Responder<u64>,
+        fact: Result<(Fact, u64), ManagerError>,
     },
     Close {
         session: SessionId,
         authority: reconf_core::AuthorityId,
+        respond: Responder<()>,
+        fact: Result<Fact, ManagerError>,
     },
-    Delegate(DelegationRequest),
+    Delegate {
+        request: Delegation,
+        respond: Responder<DelegationOutcome>,
+        fact: Result<DelegationFact, ManagerError>,
+    },
     Handoff {
-        request: DelegationRequest,
+        request: Delegation,
         handle: OwnedSession,
         to_owner: OwnerLabel,
+        respond: Responder<HandoffOutcome>,
+        fact: Result<DelegationFact, ManagerError>,
     },
-    Attach {
-        session: SessionId,
-        owner: OwnerLabel,
-        boundary: LinkBoundary,
-    },
-    #[cfg(feature = "upgrade-executor")]
-    Upgrade(crate::upgrade::UpgradeOp),
-    Shutdown,
 }
 
-#[derive(Debug)]
-pub(crate) enum Reply {
-    Unit,
-    Bundle(ComposedBundle),
-    Opened {
-        generation: u64,
-    },
-    Delegated(Box<DelegationOutcome>),
-    HandedOff(Box<HandoffOutcome>),
-    Attached(OwnedSession),
-    #[cfg(feature = "upgrade-executor")]
-    Upgrade(crate::upgrade::UpgradeReply),
+/// What a batch check needs: the checker over the published state, the live owners (a
+/// handoff stages its new owner as it is checked) and the batch's time.
+struct CheckCx<'a, 's> {
+    checker: Checker<'s>,
+    live: &'a mut LiveSessions,
+    now: Option<&'a Result<u64, TimeError>>,
 }
 
-pub(crate) struct Envelope {
-    pub(crate) op: Op,
-    pub(crate) reply: oneshot::Sender<Result<Reply, ManagerError>>,
+impl CheckCx<'_, '_> {
+    fn now(&self) -> Result<u64, ManagerError> {
+        match self.now {
+            Some(Ok(ms)) => Ok(*ms),
+            Some(Err(e)) => Err(ManagerError::Clock(e.clone())),
+            // The batch reads the clock whenever a command needs the time.
+            None => Ok(0),
+        }
+    }
 }
 
-/// What checking one command decided.
-enum Plan {
-    Done(Result<Reply, ManagerError>),
-    Register,
-    Link,
-    Open,
-    Close(SessionId),
-    Delegate,
-    Handoff { session: SessionId },
+impl Command {
+    fn check(self, cx: &mut CheckCx<'_, '_>) -> Checked {
+        match self {
+            Command::Register { bundle, respond } => {
+                let fact = cx.checker.check_register(&bundle).map_err(ManagerError::Rejected);
+                Checked::Register { bundle, respond, fact }
+            }
+            Command::Link { left, right, linked, respond } => {
+                let fact = cx.checker.check_link(&left, &right, &linked).map_err(ManagerError::Rejected);
+                Checked::Link { left, right, linked, respond, fact }
+            }
+            Command::Open { session, authority, bundle, respond } => {
+                let fact = cx
+                    .checker
+                    .check_open(session, authority, bundle.as_ref())
+                    .map_err(ManagerError::Rejected);
+                Checked::Open { session, authority, bundle, respond, fact }
+            }
+            Command::Close { session, authority, respond } => {
+                let fact = cx.checker.check_close(session, authority).map_err(ManagerError::Rejected);
+                Checked::Close { session, authority, respond, fact }
+            }
+            Command::Delegate { request, respond } => {
+                let fact = cx.now().and_then(|now| {
+                    cx.checker.check_delegation(&request, now).map_err(ManagerError::Rejected)
+                });
+                Checked::Delegate { request, respond, fact }
+            }
+            Command::Handoff { request, handle, to_owner, respond } => {
+                let fact = cx.now().and_then(|now| {
+                    cx.checker
+                        .check_handoff(&request, now, cx.live, &handle.capability, to_owner.clone())
+                        .map_err(ManagerError::from)
+                });
+                if fact.is_ok() {
+                    tracing::debug!(name: events::HANDOFF_STAGED, session = %request.session, to_owner = %to_owner);
+                }
+                Checked::Handoff { request, handle, to_owner, respond, fact }
+            }
+        }
+    }
+}
+
+impl Checked {
+    /// The fact this command writes, if it was accepted.
+    fn fact(&self) -> Option<Fact> {
+        match self {
+            Checked::Register { fact, .. } | Checked::Close { fact, .. } => fact.as_ref().ok().cloned(),
+            Checked::Link { fact, .. } => fact.as_ref().ok().map(|(f, _)| f.clone()),
+            Checked::Open { fact, .. } => fact.as_ref().ok().map(|(f, _)| f.clone()),
+            Checked::Delegate { fact, .. } | Checked::Handoff { fact, .. } => {
+                fact.as_ref().ok().map(|d| Fact::new(reconf_core::Change::SessionDelegated(d.clone())))
+            }
+        }
+    }
+
+    fn is_delegation(&self) -> (bool, bool) {
+        match self {
+            Checked::Delegate { .. } => (true, false),
+            Checked::Handoff { .. } => (true, true),
+            _ => (false, false),
+        }
+    }
+
+    /// Undoes what the check did outside the checker (a staged handoff) and returns the
+    /// command, to be checked again.
+    fn uncheck(self, live: &mut LiveSessions) -> Command {
+        match self {
+            Checked::Register { bundle, respond, .. } => Command::Register { bundle, respond },
+            Checked::Link { left, right, linked, respond, .. } => {
+                Command::Link { left, right, linked, respond }
+            }
+            Checked::Open { session, authority, bundle, respond, .. } => {
+                Command::Open { session, authority, bundle, respond }
+            }
+            Checked::Close { session, authority, respond, .. } => {
+                Command::Close { session, authority, respond }
+            }
+            Checked::Delegate { request, respond, .. } => Command::Delegate { request, respond },
+            Checked::Handoff { request, handle, to_owner, respond, fact } => {
+                if fact.is_ok() {
+                    abort_stage(live, request.session);
+                }
+                Command::Handoff { request, handle, to_owner, respond }
+            }
+        }
+    }
+
+    /// Answers a command whose batch did not commit: an accepted one with `failure`, a
+    /// refused one with its refusal.
+    fn fail(self, live: &mut LiveSessions, failure: &JournalError) -> Result<(), ManagerError> {
+        let persist = |operation| ManagerError::Persist { operation, source: failure.clone() };
+        match self {
+            Checked::Register { respond, fact, .. } => {
+                refuse(respond, fact.map(|_| persist("register bundle")))
+            }
+            Checked::Link { respond, fact, .. } => refuse(respond, fact.map(|_| persist("link bundles"))),
+            Checked::Open { respond, fact, .. } => refuse(respond, fact.map(|_| persist("open session"))),
+            Checked::Close { respond, fact, .. } => refuse(respond, fact.map(|_| persist("close session"))),
+            Checked::Delegate { respond, fact, .. } => refuse(respond, fact.map(|_| persist("delegation"))),
+            Checked::Handoff { request, respond, fact, .. } => {
+                if fact.is_ok() {
+                    abort_stage(live, request.session);
+                }
+                let fact = fact.map(|_| ManagerError::Reconfiguration(Box::new(persist("live handoff"))));
+                refuse(respond, fact)
+            }
+        }
+    }
+
+    /// Applies this command's durable fact (written at `sequence`, if it was accepted) and
+    /// answers its caller; returns the error it answered with, if any.
+    fn settle(
+        self,
+        state: &mut State,
+        live: &mut LiveSessions,
+        sequence: &mut u64,
+    ) -> Result<(), ManagerError> {
+        let mut next = || {
+            let s = *sequence;
+            *sequence += 1;
+            s
+        };
+        match self {
+            Checked::Register { respond, fact, bundle } => settle(
+                respond,
+                fact.map(|fact| {
+                    state.apply(next(), &fact);
+                    tracing::info!(name: events::COMMAND_PERSISTED, bundle = %bundle.id, head = state.head());
+                    bundle
+                }),
+            ),
+            Checked::Link { respond, fact, .. } => settle(
+                respond,
+                fact.map(|(fact, bundle)| {
+                    state.apply(next(), &fact);
+                    tracing::info!(name: events::COMMAND_PERSISTED, bundle = %bundle.id, head = state.head());
+                    bundle
+                }),
+            ),
+            Checked::Open { respond, fact, session, .. } => settle(
+                respond,
+                fact.map(|(fact, generation)| {
+                    state.apply(next(), &fact);
+                    tracing::info!(name: events::COMMAND_PERSISTED, session = %session, generation);
+                    generation
+                }),
+            ),
+            Checked::Close { respond, fact, session, .. } => settle(
+                respond,
+                fact.map(|fact| {
+                    state.apply(next(), &fact);
+                    tracing::info!(name: events::COMMAND_PERSISTED, session = %session, closed = true);
+                    detach_if_live(live, session);
+                }),
+            ),
+            Checked::Delegate { respond, fact, .. } => {
+                let outcome = fact.and_then(|d| {
+                    let receipt = state.apply_delegation(next(), &d);
+                    detach_if_live(live, d.session);
+                    delegated(state, receipt, d)
+                });
+                settle(respond, outcome)
+            }
+            Checked::Handoff { respond, fact, .. } => {
+                let outcome = fact.and_then(|d| {
+                    let session = d.session;
+                    let receipt = state.apply_delegation(next(), &d);
+                    let delegation = delegated(state, receipt, d)?;
+                    let ownership = live.commit(session)?;
+                    let owned = live.owner(&session).map(OwnedSession::of).ok_or(
+                        ManagerError::Ownership(reconf_core::OwnershipError::NotLive { session }),
+                    )?;
+                    tracing::info!(name: events::HANDOFF_COMMITTED, session = %session, from_owner = %ownership.from_owner, to_owner = %ownership.to_owner, generation = ownership.to_generation);
+                    Ok(HandoffOutcome { delegation, ownership, owned })
+                });
+                settle(respond, outcome)
+            }
+        }
+    }
+}
+
+/// Answers `respond` with `result`; returns the error, if any, for the counters.
+fn settle<T>(respond: Responder<T>, result: Result<T, ManagerError>) -> Result<(), ManagerError> {
+    let err = result.as_ref().err().cloned();
+    answer(respond, result);
+    err.map_or(Ok(()), Err)
+}
+
+/// Answers a command that was not written: `Ok(e)` is the journal's failure for an
+/// accepted command, `Err(e)` the check's refusal.
+fn refuse<T>(respond: Responder<T>, error: Result<ManagerError, ManagerError>) -> Result<(), ManagerError> {
+    let e = error.unwrap_or_else(|refusal| refusal);
+    answer(respond, Err(e.clone()));
+    Err(e)
+}
+
+fn abort_stage(live: &mut LiveSessions, session: SessionId) {
+    match live.abort(session) {
+        Ok(()) => tracing::info!(name: events::HANDOFF_ROLLED_BACK, session = %session),
+        Err(e) => {
+            tracing::error!(name: events::HANDOFF_ROLLED_BACK, session = %session, error = %e, "rollback failed")
+        }
+    }
+}
+
+pub(crate) fn detach_if_live(live: &mut LiveSessions, session: SessionId) {
+    if let Some(gone) = live.detach(&session) {
+        tracing::info!(name: events::OWNER_DETACHED, session = %session, owner = %gone.owner);
+    }
+}
+
+/// The outcome of an applied delegation, after checking the session's coherence.
+fn delegated(
+    state: &State,
+    receipt: DelegationReceipt,
+    d: DelegationFact,
+) -> Result<DelegationOutcome, ManagerError> {
+    if let Err(v) = state.session_coherence(&receipt.session) {
+        tracing::error!(name: events::COHERENCE_VIOLATION, session = %receipt.session, violation = %v);
+        return Err(ManagerError::CoherenceViolation(v));
+    }
+    tracing::info!(
+        name: events::DELEGATION_PERSISTED,
+        session = %receipt.session,
+        from = %receipt.from.short(),
+        to = %receipt.to.short(),
+        bundle = %receipt.bundle,
+        sequence = receipt.sequence,
+        generation = receipt.generation
+    );
+    // The check proved any given boundary equals the bundle's boundary with this scope.
+    let boundary = LinkBoundary { bundle: d.bundle, scope: d.scope.clone() };
+    let witness = DelegationWitness { boundary, moved_fragments: d.scope.fragment_keys(), scope: d.scope };
+    Ok(DelegationOutcome { receipt, witness })
 }
 
 pub(crate) struct Actor {
@@ -100,28 +341,8 @@ pub(crate) struct Actor {
     pub(crate) snapshot_task: Option<tokio::task::JoinHandle<()>>,
 }
 
-fn delegation_error(e: CommandError) -> ManagerError {
-    match e {
-        CommandError::UnknownBundle { bundle } => ManagerError::BundleNotRegistered { bundle },
-        CommandError::BoundaryBundleMismatch { bundle, boundary } => {
-            ManagerError::InvalidLinkBoundary(BoundaryError::BundleMismatch { bundle, boundary })
-        }
-        CommandError::BoundaryScopeMismatch { scope, boundary } => {
-            ManagerError::InvalidLinkBoundary(BoundaryError::ScopeMismatch { scope, boundary })
-        }
-        other => ManagerError::DelegateSession(other),
-    }
-}
-
-fn fragments_of(scope: &reconf_core::CapabilityScope) -> Vec<String> {
-    match scope {
-        reconf_core::CapabilityScope::WholeSession => vec!["*".to_owned()],
-        reconf_core::CapabilityScope::Fragments(f) => f.iter().cloned().collect(),
-    }
-}
-
 impl Actor {
-    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
             Self::drain(&mut rx, &mut batch);
@@ -132,430 +353,211 @@ impl Actor {
                 tokio::task::yield_now().await;
                 Self::drain(&mut rx, &mut batch);
             }
-            let (shutdown, work): (Vec<_>, Vec<_>) =
-                batch.into_iter().partition(|e| matches!(e.op, Op::Shutdown));
-            if !work.is_empty() {
-                self.process(work).await;
+            Shared::bump(&self.shared.batches, 1);
+            telemetry::batch(batch.len());
+            let mut commands = Vec::with_capacity(batch.len());
+            let mut stop = Vec::new();
+            for message in batch {
+                match message {
+                    Message::Command(c) => commands.push(c),
+                    Message::Attach { session, owner, boundary, respond } => {
+                        let result = self.attach(session, owner, boundary);
+                        self.count(false, false, result.as_ref().map(|_| ()));
+                        answer(respond, result);
+                    }
+                    #[cfg(feature = "upgrade-executor")]
+                    Message::Upgrade { command, respond } => {
+                        let result = self.upgrade(command).await;
+                        self.count(false, false, result.as_ref().map(|_| ()));
+                        answer(respond, result);
+                    }
+                    Message::Shutdown { respond } => stop.push(respond),
+                }
             }
-            if !shutdown.is_empty() {
+            if !commands.is_empty() {
+                self.process(commands).await;
+            }
+            if !stop.is_empty() {
                 // Close the journal before answering, so a caller that reopens the same
                 // store after `shutdown` returns finds it free.
                 self.finish_snapshot().await;
                 drop(self);
-                for s in shutdown {
-                    let _ = s.reply.send(Ok(Reply::Unit));
+                for respond in stop {
+                    let _ = respond.send(());
                 }
                 return;
             }
         }
     }
 
-    fn drain(rx: &mut mpsc::Receiver<Envelope>, batch: &mut Vec<Envelope>) {
+    fn drain(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>) {
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(e) => batch.push(e),
+                Ok(m) => batch.push(m),
                 Err(_) => break,
             }
         }
     }
 
-    fn needs_time(batch: &[Envelope]) -> bool {
-        batch.iter().any(|e| matches!(e.op, Op::Delegate(_) | Op::Handoff { .. }))
+    fn count(&self, delegation: bool, handoff: bool, result: Result<(), &ManagerError>) {
+        if let Err(e) = result {
+            Shared::bump(&self.shared.rejected, 1);
+            if delegation {
+                tracing::info!(name: events::DELEGATION_REJECTED, error = %e, kind = e.kind());
+            } else {
+                tracing::info!(name: events::COMMAND_REJECTED, error = %e, kind = e.kind());
+            }
+        }
+        telemetry::answered(delegation, handoff, result);
     }
 
-    async fn process(&mut self, batch: Vec<Envelope>) {
-        Shared::bump(&self.shared.batches, 1);
-        #[cfg(feature = "upgrade-executor")]
-        let batch = {
-            let rest = self.process_upgrades(batch).await;
-            if rest.is_empty() {
-                return;
-            }
-            rest
+    /// Attaches a live owner against the applied state: the core decides whether the
+    /// session may have one and at which generation.
+    fn attach(
+        &self,
+        session: SessionId,
+        owner: OwnerLabel,
+        boundary: LinkBoundary,
+    ) -> Result<OwnedSession, ManagerError> {
+        let generation = read(&self.shared.state).check_attach(&session, &boundary)?;
+        let capability =
+            write(&self.shared.live).attach(session, owner.clone(), generation, boundary.clone())?;
+        Ok(OwnedSession { owner, capability, boundary })
+    }
+
+    /// Checks, commits, applies and answers a batch of commands.
+    async fn process(&mut self, mut commands: Vec<Command>) {
+        let now = if commands.iter().any(Command::needs_time) {
+            Some(self.clock.physical_time().await.map(|t| t.ms))
+        } else {
+            None
         };
         let mut attempt = 0;
         loop {
-            let now = if Self::needs_time(&batch) { Some(self.clock.physical_time().await) } else { None };
-            let (plans, facts) = self.plan(&batch, now.as_ref());
+            let (checked, facts, head) = self.check(commands, now.as_ref());
             if facts.is_empty() {
-                self.reply_all(batch, plans, None);
+                self.settle(checked, head + 1);
                 return;
             }
-            let head = read(&self.shared.state).head();
-            let expected = ExpectedHead::from_head((head > 0).then_some(head));
-            match self.journal.commit(facts.clone(), expected).await {
-                Ok(committed) => {
+            match commit::commit(self.journal.as_ref(), head, &facts).await {
+                Ok(first) => {
                     Shared::bump(&self.shared.commits, 1);
                     Shared::bump(&self.shared.facts, facts.len() as u64);
-                    let applied = self.apply(committed.first, &facts);
-                    self.reply_all(batch, plans, Some((applied, facts)));
+                    self.shared_prefetch(&facts);
+                    self.settle(checked, first);
                     self.maybe_snapshot().await;
                     return;
                 }
-                Err(JournalError::Conflict { actual, .. }) if attempt < MAX_CONFLICT_RETRIES => {
+                Err(Failure::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
                     attempt += 1;
                     Shared::bump(&self.shared.conflicts, 1);
-                    tracing::info!(name: events::JOURNAL_CONFLICT, local_head = head, journal_head = ?actual, attempt);
-                    self.abort_handoffs(&plans);
+                    telemetry::conflict();
+                    tracing::info!(name: events::JOURNAL_CONFLICT, local_head = head, attempt);
+                    commands = {
+                        let mut live = write(&self.shared.live);
+                        checked.into_iter().map(|c| c.uncheck(&mut live)).collect()
+                    };
                     if let Err(e) = self.catch_up().await {
-                        self.fail_batch(batch, plans, e);
+                        // The batch cannot be re-checked against a journal it cannot read.
+                        let failure =
+                            JournalError::Storage { reason: format!("catching up after a conflict: {e}") };
+                        let (checked, _, _) = self.check(commands, now.as_ref());
+                        self.fail(checked, &failure);
                         return;
                     }
                 }
-                Err(e) => {
-                    self.fail_batch(batch, plans, e);
-                    // The write may have landed (an ambiguous failure): re-read so the state
-                    // matches the journal before the next batch.
+                Err(failure) => {
+                    let failure = match failure {
+                        Failure::Failed(e) => e,
+                        Failure::Conflict { actual } => JournalError::Conflict {
+                            expected: reconf_effects::ExpectedHead::after(head),
+                            actual,
+                        },
+                    };
+                    // Follow the journal before answering: whatever it holds (another
+                    // writer's records, a write that landed but could not be read back
+                    // in time) is applied, so the answer and the state agree.
                     if let Err(e) = self.catch_up().await {
                         tracing::error!(name: events::BATCH_FAILED, error = %e, "catch-up after a failed commit failed");
                     }
+                    self.fail(checked, &failure);
                     return;
                 }
             }
         }
     }
 
-    fn fail_batch(&mut self, batch: Vec<Envelope>, plans: Vec<Plan>, e: JournalError) {
-        Shared::bump(&self.shared.failed_batches, 1);
-        tracing::warn!(name: events::BATCH_FAILED, error = %e, commands = batch.len());
-        self.abort_handoffs(&plans);
-        let plans = plans
-            .into_iter()
-            .map(|p| {
-                let operation = match &p {
-                    Plan::Done(_) => return p,
-                    Plan::Register => "register bundle",
-                    Plan::Link => "link bundles",
-                    Plan::Open => "open session",
-                    Plan::Close(_) => "close session",
-                    Plan::Delegate => "delegation",
-                    Plan::Handoff { .. } => "live handoff",
-                };
-                let err = ManagerError::Persist { operation, source: e.clone() };
-                let err = if matches!(p, Plan::Handoff { .. }) {
-                    ManagerError::Reconfiguration(Box::new(err))
-                } else {
-                    err
-                };
-                Plan::Done(Err(err))
-            })
-            .collect();
-        self.reply_all(batch, plans, None);
-    }
-
-    fn abort_handoffs(&self, plans: &[Plan]) {
-        let mut live = write(&self.shared.live);
-        for p in plans {
-            if let Plan::Handoff { session, .. } = p {
-                match live.abort(*session) {
-                    Ok(()) => tracing::info!(name: events::HANDOFF_ROLLED_BACK, session = %session),
-                    Err(e) => {
-                        tracing::error!(name: events::HANDOFF_ROLLED_BACK, session = %session, error = %e, "rollback failed")
-                    }
-                }
-            }
-        }
-    }
-
-    /// Checks every command of the batch; returns one plan per envelope and the facts to
-    /// write, in order.
-    fn plan(
+    /// Checks every command of the batch in order; returns them checked, the facts to
+    /// write (in order) and the head they were checked against.
+    fn check(
         &self,
-        batch: &[Envelope],
-        now: Option<&Result<PhysicalTime, TimeError>>,
-    ) -> (Vec<Plan>, Vec<Fact>) {
+        commands: Vec<Command>,
+        now: Option<&Result<u64, TimeError>>,
+    ) -> (Vec<Checked>, Vec<Fact>, u64) {
         let state = read(&self.shared.state);
         // Fetch every record the batch names before checking any, so their cache misses
         // overlap.
-        state.prefetch_sessions(batch.iter().filter_map(|e| match &e.op {
-            Op::Delegate(r) | Op::Handoff { request: r, .. } => Some(r.session),
-            Op::Open { session, .. } | Op::Close { session, .. } => Some(*session),
-            _ => None,
-        }));
+        state.prefetch_sessions(commands.iter().filter_map(Command::session));
         let mut live = write(&self.shared.live);
-        let mut checker = state.checker();
-        let mut facts = Vec::new();
-        let plans = batch
-            .iter()
-            .map(|env| {
-                let plan = Self::plan_one(&state, &mut checker, &mut live, &env.op, now);
-                match plan {
-                    Ok((plan, fact)) => {
-                        facts.push(fact);
-                        plan
-                    }
-                    Err(done) => done,
-                }
-            })
-            .collect();
-        (plans, facts)
+        let mut cx = CheckCx { checker: state.checker(), live: &mut live, now };
+        let checked: Vec<Checked> = commands.into_iter().map(|c| c.check(&mut cx)).collect();
+        let facts = checked.iter().filter_map(Checked::fact).collect();
+        (checked, facts, state.head())
     }
 
-    // `Err` carries the refusal to answer with; it is moved once per command, so boxing it
-    // would cost an allocation for nothing.
-    #[allow(clippy::result_large_err)]
-    fn plan_one(
-        state: &State,
-        checker: &mut Checker<'_>,
-        live: &mut LiveSessions,
-        op: &Op,
-        now: Option<&Result<PhysicalTime, TimeError>>,
-    ) -> Result<(Plan, Fact), Plan> {
-        let refuse = |e: ManagerError| Plan::Done(Err(e));
-        #[allow(clippy::result_large_err)]
-        let at_ms = || match now {
-            Some(Ok(t)) => Ok(t.ms),
-            Some(Err(e)) => Err(refuse(ManagerError::DelegationTimestamp(e.clone()))),
-            None => Err(refuse(ManagerError::Config("delegation planned without a timestamp".to_owned()))),
-        };
-        match op {
-            Op::Register(b) => checker
-                .check(&Command::RegisterBundle(b.clone()))
-                .map(|f| (Plan::Register, f))
-                .map_err(|e| refuse(ManagerError::RegisterBundle(e))),
-            Op::Link { left, right, linked } => checker
-                .check(&Command::LinkBundles {
-                    left: left.clone(),
-                    right: right.clone(),
-                    linked: linked.clone(),
-                })
-                .map(|f| (Plan::Link, f))
-                .map_err(|e| refuse(ManagerError::LinkBundles(e))),
-            Op::Open { session, authority, bundle } => checker
-                .check(&Command::OpenSession {
-                    session: *session,
-                    authority: *authority,
-                    bundle: bundle.clone(),
-                })
-                .map(|f| (Plan::Open, f))
-                .map_err(|e| refuse(ManagerError::OpenSession(e))),
-            Op::Close { session, authority } => checker
-                .check(&Command::CloseSession { session: *session, authority: *authority })
-                .map(|f| (Plan::Close(*session), f))
-                .map_err(|e| refuse(ManagerError::CloseSession(e))),
-            Op::Delegate(req) => {
-                let at = at_ms()?;
-                checker
-                    .check(&Command::Delegate(req.to_core(at)))
-                    .map(|f| (Plan::Delegate, f))
-                    .map_err(|e| refuse(delegation_error(e)))
-            }
-            Op::Handoff { request, handle, to_owner } => {
-                if handle.session() != request.session {
-                    return Err(refuse(ManagerError::SessionMismatch {
-                        handle: handle.session(),
-                        request: request.session,
-                    }));
-                }
-                let at = at_ms()?;
-                let scope = request.effective_scope();
-                let session = request.session;
-                // Unknown session: let the core name the error.
-                let next = checker.generation(&session).map_or(0, |g| g.saturating_add(1));
-                if checker.holder(&session).is_some() {
-                    live.stage(&handle.capability, to_owner.clone(), next, scope.clone())
-                        .map_err(|e| refuse(ManagerError::OwnerTransfer(e)))?;
-                }
-                match checker.check(&Command::Delegate(request.to_core(at))) {
-                    Ok(f) => Ok((Plan::Handoff { session }, f)),
-                    Err(e) => {
-                        let cause = ManagerError::Reconfiguration(Box::new(delegation_error(e)));
-                        if live.staged_owner(&session).is_some() {
-                            if let Err(source) = live.abort(session) {
-                                return Err(refuse(ManagerError::RollbackFailed { session, source }));
-                            }
-                            tracing::info!(name: events::HANDOFF_ROLLED_BACK, session = %session);
-                        }
-                        Err(refuse(cause))
-                    }
-                }
-            }
-            Op::Attach { session, owner, boundary } => {
-                let result = match state.session(session) {
-                    None => Err(ManagerError::OwnerTransfer(reconf_core::OwnershipError::NotLive {
-                        session: *session,
-                    })),
-                    Some(_) if state.bundle(&boundary.bundle).is_none() => {
-                        Err(ManagerError::BundleNotRegistered { bundle: boundary.bundle.clone() })
-                    }
-                    Some(rec) => live
-                        .attach(*session, owner.clone(), rec.generation, boundary.clone())
-                        .map(|capability| {
-                            Reply::Attached(OwnedSession {
-                                owner: owner.clone(),
-                                capability,
-                                boundary: boundary.clone(),
-                            })
-                        })
-                        .map_err(ManagerError::OwnerTransfer),
-                };
-                Err(Plan::Done(result))
-            }
-            #[cfg(feature = "upgrade-executor")]
-            Op::Upgrade(_) => {
-                Err(refuse(ManagerError::Config("upgrade routed to the command path".to_owned())))
-            }
-            Op::Shutdown => Err(Plan::Done(Ok(Reply::Unit))),
-        }
+    fn shared_prefetch(&self, facts: &[Fact]) {
+        read(&self.shared.state).prefetch_facts(facts);
     }
 
-    /// Applies durable facts starting at `first`, in one write-lock hold.
-    fn apply(&self, first: u64, facts: &[Fact]) -> Vec<Applied> {
-        write(&self.shared.state).apply_batch(first, facts)
-    }
-
-    fn reply_all(&self, batch: Vec<Envelope>, plans: Vec<Plan>, applied: Option<(Vec<Applied>, Vec<Fact>)>) {
-        let (applied, facts) = applied.unwrap_or_default();
-        let mut applied = applied.into_iter().zip(facts);
-        let state = read(&self.shared.state);
-        let mut live = write(&self.shared.live);
-        for (env, plan) in batch.into_iter().zip(plans) {
-            let result = match plan {
-                Plan::Done(r) => r,
-                plan => match applied.next() {
-                    Some((a, fact)) => Self::outcome(&state, &mut live, plan, a, &fact),
-                    None => Err(ManagerError::Stopped),
-                },
-            };
-            if result.is_err() {
-                Shared::bump(&self.shared.rejected, 1);
-                Self::log_rejection(&env.op, result.as_ref().err());
-            }
-            // A caller that gave up waiting is no reason to stop.
-            let _ = env.reply.send(result);
-        }
-    }
-
-    fn log_rejection(op: &Op, err: Option<&ManagerError>) {
-        let Some(err) = err else { return };
-        match op {
-            Op::Delegate(r) | Op::Handoff { request: r, .. } => {
-                tracing::info!(name: events::DELEGATION_REJECTED, session = %r.session, from = %r.from.short(), to = %r.to.short(), bundle = %r.bundle, error = %err);
-            }
-            _ => tracing::info!(name: events::COMMAND_REJECTED, error = %err),
-        }
-    }
-
-    fn detach_if_live(live: &mut LiveSessions, session: SessionId) {
-        if let Some(gone) = live.detach(&session) {
-            tracing::info!(name: events::OWNER_DETACHED, session = %session, owner = %gone.owner);
-        }
-    }
-
-    fn outcome(
-        state: &State,
-        live: &mut LiveSessions,
-        plan: Plan,
-        applied: Applied,
-        fact: &Fact,
-    ) -> Result<Reply, ManagerError> {
-        match (plan, applied) {
-            (Plan::Register, Applied::BundleRegistered { bundle })
-            | (Plan::Link, Applied::BundlesLinked { linked: bundle }) => {
-                tracing::info!(name: events::COMMAND_PERSISTED, bundle = %bundle, head = state.head());
-                state
-                    .bundle(&bundle)
-                    .cloned()
-                    .map(Reply::Bundle)
-                    .ok_or(ManagerError::BundleNotRegistered { bundle })
-            }
-            (Plan::Open, Applied::SessionOpened { session, generation }) => {
-                tracing::info!(name: events::COMMAND_PERSISTED, session = %session, generation);
-                Ok(Reply::Opened { generation })
-            }
-            (Plan::Close(session), Applied::SessionClosed { .. }) => {
-                tracing::info!(name: events::COMMAND_PERSISTED, session = %session, closed = true);
-                Self::detach_if_live(live, session);
-                Ok(Reply::Unit)
-            }
-            (Plan::Delegate, Applied::SessionDelegated(receipt)) => {
-                Self::detach_if_live(live, receipt.session);
-                Self::witness(state, *receipt, fact).map(|o| Reply::Delegated(Box::new(o)))
-            }
-            (Plan::Handoff { session }, Applied::SessionDelegated(receipt)) => {
-                let delegation = Self::witness(state, *receipt, fact)?;
-                let ownership = live.commit(session).map_err(ManagerError::OwnerTransfer)?;
-                let owned = live
-                    .owner(&session)
-                    .map(|l| OwnedSession {
-                        owner: l.owner.clone(),
-                        capability: l.capability.clone(),
-                        boundary: l.boundary.clone(),
-                    })
-                    .ok_or(ManagerError::OwnerTransfer(reconf_core::OwnershipError::NotLive { session }))?;
-                tracing::info!(name: events::HANDOFF_COMMITTED, session = %session, from_owner = %ownership.from_owner, to_owner = %ownership.to_owner, generation = ownership.to_generation);
-                Ok(Reply::HandedOff(Box::new(HandoffOutcome { delegation, ownership, owned })))
-            }
-            _ => Err(ManagerError::Config("a fact applied with an unexpected outcome".to_owned())),
-        }
-    }
-
-    fn witness(
-        state: &State,
-        receipt: reconf_core::DelegationReceipt,
-        fact: &Fact,
-    ) -> Result<DelegationOutcome, ManagerError> {
-        // The scope is the fact's; the check already proved any given boundary equals the
-        // bundle's boundary with that scope, so neither is computed twice.
-        let Change::SessionDelegated(d) = &fact.change else {
-            return Err(ManagerError::Config("a delegation outcome for another kind of fact".to_owned()));
-        };
-        let scope = d.scope.clone();
-        let boundary = LinkBoundary { bundle: d.bundle.clone(), scope: scope.clone() };
-        if let Err(v) = state.session_coherence(&receipt.session) {
-            tracing::error!(name: events::COHERENCE_VIOLATION, session = %receipt.session, violation = %v);
-            return Err(ManagerError::CoherenceViolation(v));
-        }
-        tracing::info!(
-            name: events::DELEGATION_PERSISTED,
-            session = %receipt.session,
-            from = %receipt.from.short(),
-            to = %receipt.to.short(),
-            bundle = %receipt.bundle,
-            sequence = receipt.sequence,
-            generation = receipt.generation
-        );
-        let witness = DelegationWitness {
-            context: receipt.context,
-            session: receipt.session,
-            from: receipt.from,
-            to: receipt.to,
-            bundle: receipt.bundle.clone(),
-            boundary,
-            moved_fragments: fragments_of(&scope),
-            scope,
-            coherence: CheckedCoherence::Coherent,
-            sequence: receipt.sequence,
-        };
-        Ok(DelegationOutcome { receipt, witness })
-    }
-
-    /// Reads and applies whatever the journal holds past the local head (another writer's
-    /// records, or an ambiguous commit that landed).
-    pub(crate) async fn catch_up(&mut self) -> Result<u64, JournalError> {
-        let mut applied = 0;
-        loop {
-            let from = read(&self.shared.state).head() + 1;
-            let records = self.journal.read(from, READ_PAGE).await?;
-            if records.is_empty() {
-                return Ok(applied);
-            }
+    /// Applies the batch's durable facts from `first` on, in one write-lock hold, and
+    /// answers every caller.
+    fn settle(&self, checked: Vec<Checked>, first: u64) {
+        let results: Vec<((bool, bool), Result<(), ManagerError>)> = {
             let mut state = write(&self.shared.state);
             let mut live = write(&self.shared.live);
-            for r in records {
-                if r.sequence != state.head() + 1 {
-                    return Err(JournalError::Corrupt {
-                        sequence: state.head() + 1,
-                        corruption: reconf_effects::Corruption::Gap { found: r.sequence },
-                    });
-                }
-                if let Some(s) = r.fact.session() {
-                    Self::detach_if_live(&mut live, s);
-                }
-                state.apply(r.sequence, &r.fact);
-                applied += 1;
-            }
+            let mut sequence = first;
+            let results = checked
+                .into_iter()
+                .map(|c| {
+                    let kind = c.is_delegation();
+                    (kind, c.settle(&mut state, &mut live, &mut sequence))
+                })
+                .collect();
+            telemetry::state(&state.stats(), live.len());
+            results
+        };
+        for ((delegation, handoff), result) in results {
+            self.count(delegation, handoff, result.as_ref().map(|_| ()));
         }
+    }
+
+    fn fail(&self, checked: Vec<Checked>, failure: &JournalError) {
+        Shared::bump(&self.shared.failed_batches, 1);
+        telemetry::batch_failed();
+        tracing::warn!(name: events::BATCH_FAILED, error = %failure, commands = checked.len());
+        let results: Vec<_> = {
+            let mut live = write(&self.shared.live);
+            checked.into_iter().map(|c| (c.is_delegation(), c.fail(&mut live, failure))).collect()
+        };
+        for ((delegation, handoff), result) in results {
+            self.count(delegation, handoff, result.as_ref().map(|_| ()));
+        }
+    }
+
+    /// Applies whatever the journal holds past the local head (another writer's records,
+    /// or a write that landed), detaching the live owners of sessions that changed.
+    pub(crate) async fn catch_up(&self) -> Result<u64, ManagerError> {
+        let from = read(&self.shared.state).head() + 1;
+        replay(self.journal.as_ref(), from, |first, facts| {
+            let mut state = write(&self.shared.state);
+            let mut live = write(&self.shared.live);
+            for session in facts.iter().filter_map(Fact::session) {
+                detach_if_live(&mut live, session);
+            }
+            state.apply_batch(first, &facts);
+            Ok(())
+        })
+        .await
     }
 
     /// Starts a snapshot when `every` records have passed since the last one. The actor

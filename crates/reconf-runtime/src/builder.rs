@@ -50,7 +50,7 @@ pub struct ManagerBuilder {
     snapshot_interval: Option<u64>,
     manifests: Option<Vec<ComposedBundle>>,
     #[cfg(feature = "upgrade-executor")]
-    upgrade_hook: Arc<dyn crate::upgrade::UpgradeStepHook>,
+    upgrade_hook: Arc<dyn crate::hook::UpgradeStepHook>,
 }
 
 impl Default for ManagerBuilder {
@@ -80,7 +80,7 @@ impl ManagerBuilder {
             snapshot_interval: Some(DEFAULT_SNAPSHOT_INTERVAL),
             manifests: None,
             #[cfg(feature = "upgrade-executor")]
-            upgrade_hook: Arc::new(crate::upgrade::NoStepWork),
+            upgrade_hook: Arc::new(crate::hook::NoStepWork),
         }
     }
 
@@ -103,13 +103,23 @@ impl ManagerBuilder {
 
     /// Opens (or creates) a RocksDB journal at `path` with default options.
     #[cfg(feature = "rocksdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rocksdb")))]
     pub fn rocksdb_journal(self, path: impl AsRef<std::path::Path>) -> Result<Self, ManagerError> {
+        self.rocksdb_journal_with(path, reconf_store_rocksdb::RocksJournalOptions::default())
+    }
+
+    /// Opens a RocksDB journal at `path` with `options` (whether to create it, verify it
+    /// at open, how many snapshots to keep, …).
+    #[cfg(feature = "rocksdb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rocksdb")))]
+    pub fn rocksdb_journal_with(
+        self,
+        path: impl AsRef<std::path::Path>,
+        options: reconf_store_rocksdb::RocksJournalOptions,
+    ) -> Result<Self, ManagerError> {
         let path = path.as_ref();
-        let j = reconf_store_rocksdb::RocksJournal::open(
-            path,
-            reconf_store_rocksdb::RocksJournalOptions::default(),
-        )
-        .map_err(|source| ManagerError::OpenJournal { path: path.to_path_buf(), source })?;
+        let j = reconf_store_rocksdb::RocksJournal::open(path, options)
+            .map_err(|source| ManagerError::OpenJournal { path: path.to_path_buf(), source })?;
         Ok(self.journal(j))
     }
 
@@ -137,10 +147,10 @@ impl ManagerBuilder {
         self
     }
 
-    /// Whether to register the manifest bundles linked into the binary at open (default:
-    /// yes).
-    pub fn register_manifests(mut self, yes: bool) -> Self {
-        self.manifests = if yes { None } else { Some(Vec::new()) };
+    /// Registers no manifest bundles at open (by default the ones linked into the binary
+    /// are registered).
+    pub fn without_manifests(mut self) -> Self {
+        self.manifests = Some(Vec::new());
         self
     }
 
@@ -154,7 +164,8 @@ impl ManagerBuilder {
     ///
     /// [`NoStepWork`]: crate::NoStepWork
     #[cfg(feature = "upgrade-executor")]
-    pub fn upgrade_hook(mut self, hook: impl crate::upgrade::UpgradeStepHook + 'static) -> Self {
+    #[cfg_attr(docsrs, doc(cfg(feature = "upgrade-executor")))]
+    pub fn upgrade_hook(mut self, hook: impl crate::hook::UpgradeStepHook + 'static) -> Self {
         self.upgrade_hook = Arc::new(hook);
         self
     }

@@ -1,34 +1,15 @@
-//! The manager's typed errors: each names the operation and what failed.
+//! The manager's typed errors, by cause: the same cause is the same variant whichever
+//! operation met it (an unregistered bundle is [`ManagerError::Rejected`] with
+//! [`CommandError::UnknownBundle`] from `open_session`, `delegate_session` or
+//! `attach_owner` alike).
 
-use reconf_core::{BundleId, CapabilityScope, CommandError, OwnershipError, SessionId, Violation};
+use reconf_core::{CommandError, HandoffError, OwnershipError, SessionId, Violation};
 use reconf_effects::capability::CapabilityError;
 use reconf_effects::time::TimeError;
 use reconf_effects::JournalError;
 
-/// Why a link boundary was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BoundaryError {
-    /// The boundary names another bundle than the delegation.
-    #[error("boundary names bundle {boundary}, the delegation goes through {bundle}")]
-    BundleMismatch {
-        /// The delegation's bundle.
-        bundle: BundleId,
-        /// The boundary's bundle.
-        boundary: BundleId,
-    },
-    /// The boundary carries another scope than the delegation.
-    #[error("boundary carries scope {boundary}, the delegation moves {scope}")]
-    ScopeMismatch {
-        /// The delegation's scope.
-        scope: CapabilityScope,
-        /// The boundary's scope.
-        boundary: CapabilityScope,
-    },
-}
-
 /// Everything a manager operation can fail with. Whatever the error, no acknowledged change
-/// is undone and a failed batch leaves the state untouched.
+/// is undone, and nothing is applied that is not durable.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManagerError {
@@ -42,45 +23,14 @@ pub enum ManagerError {
         /// The admission error (names the first missing surface).
         source: CapabilityError,
     },
-    /// Registering a bundle failed.
-    #[error("register bundle: {0}")]
-    RegisterBundle(#[source] CommandError),
-    /// Linking bundles failed.
-    #[error("link bundles: {0}")]
-    LinkBundles(#[source] CommandError),
-    /// Opening a session failed.
-    #[error("open session: {0}")]
-    OpenSession(#[source] CommandError),
-    /// Closing a session failed.
-    #[error("close session: {0}")]
-    CloseSession(#[source] CommandError),
-    /// The clock could not timestamp the delegation.
-    #[error("delegation timestamp: {0}")]
-    DelegationTimestamp(#[source] TimeError),
-    /// The delegation names a bundle that is not registered.
-    #[error("bundle {bundle} is not registered")]
-    BundleNotRegistered {
-        /// The bundle.
-        bundle: BundleId,
-    },
-    /// The link boundary disagrees with the delegation.
-    #[error("invalid link boundary: {0}")]
-    InvalidLinkBoundary(#[source] BoundaryError),
-    /// The core refused the delegation.
-    #[error("delegate session: {0}")]
-    DelegateSession(#[source] CommandError),
-    /// The journal refused or failed the write; nothing of the batch was applied.
-    #[error("persist {operation}: {source}")]
-    Persist {
-        /// What was being persisted.
-        operation: &'static str,
-        /// The journal's error.
-        source: JournalError,
-    },
-    /// A coherence check failed after a durable change (the change stays; the violation is
-    /// reported).
-    #[error("coherence violation: {0}")]
-    CoherenceViolation(#[source] Violation),
+    /// The core's rules refused the command (unknown bundle or session, not the active
+    /// holder, self-delegation, a boundary that disagrees, …); nothing was written.
+    #[error(transparent)]
+    Rejected(#[from] CommandError),
+    /// The live-ownership rules refused (no live owner, already live, a stale or foreign
+    /// capability, scope widening, a handoff already staged).
+    #[error(transparent)]
+    Ownership(#[from] OwnershipError),
     /// A live handoff named a different session than its owner handle.
     #[error("live handoff session mismatch: handle is for {handle}, request for {request}")]
     SessionMismatch {
@@ -89,9 +39,30 @@ pub enum ManagerError {
         /// The request's session.
         request: SessionId,
     },
-    /// The live owner could not be staged, attached or changed.
-    #[error("owner transfer: {0}")]
-    OwnerTransfer(#[source] OwnershipError),
+    /// The clock could not be read to timestamp a delegation; nothing was written.
+    #[error("clock: {0}")]
+    Clock(#[source] TimeError),
+    /// The journal did not confirm the commit of the caller's change, which is not
+    /// acknowledged.
+    ///
+    /// Before answering, the manager read the journal back: a write whose outcome was
+    /// unknown ([`JournalError::Ambiguous`]) and that did land is answered `Ok`, not with
+    /// this error, and anything else the journal holds is applied. So after this error the
+    /// manager's state is the journal's, as far as it could be read; the change is in it
+    /// only if the journal holds it and could not be read back (then a later read of the
+    /// journal, or the next command's catch-up, shows it). Nothing is ever applied that is
+    /// not durable.
+    #[error("persist {operation}: {source}")]
+    Persist {
+        /// What was being persisted.
+        operation: &'static str,
+        /// The journal's error.
+        source: JournalError,
+    },
+    /// The coherence check of a session failed after its change became durable (the change
+    /// stays; the violation is reported).
+    #[error("coherence violation: {0}")]
+    CoherenceViolation(#[source] Violation),
     /// The delegation behind a live handoff failed; the previous owner is unchanged.
     #[error("reconfiguration failed, previous owner kept: {0}")]
     Reconfiguration(#[source] Box<ManagerError>),
@@ -120,18 +91,20 @@ pub enum ManagerError {
     /// An upgrade was refused before it started, or its plan was invalid (then its staged
     /// and failed phases are journaled).
     #[cfg(feature = "upgrade-executor")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "upgrade-executor")))]
     #[error("upgrade: {0}")]
     Upgrade(#[source] reconf_core::upgrade::UpgradeError),
     /// An upgrade ran and did not commit.
     #[cfg(feature = "upgrade-executor")]
-    #[error("upgrade {upgrade} of bundle {bundle} ended {phase}: {reason}")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "upgrade-executor")))]
+    #[error("upgrade {upgrade} of bundle {bundle} ended {}: {reason}", phase.map_or_else(|| "in flight".to_owned(), |p| p.to_string()))]
     UpgradeNotCommitted {
         /// The bundle.
-        bundle: BundleId,
-        /// The upgrade id.
-        upgrade: String,
-        /// The final phase.
-        phase: String,
+        bundle: reconf_core::BundleId,
+        /// The upgrade.
+        upgrade: reconf_core::upgrade::UpgradeId,
+        /// The final phase (`None`: still in flight).
+        phase: Option<reconf_core::upgrade::UpgradePhase>,
         /// The recorded reason.
         reason: String,
     },
@@ -144,6 +117,49 @@ pub enum ManagerError {
     /// The builder was misconfigured.
     #[error("invalid manager configuration: {0}")]
     Config(String),
+}
+
+impl From<HandoffError> for ManagerError {
+    fn from(e: HandoffError) -> Self {
+        match e {
+            HandoffError::SessionMismatch { handle, request } => {
+                ManagerError::SessionMismatch { handle, request }
+            }
+            HandoffError::Ownership(e) => ManagerError::Ownership(e),
+            // The delegation underneath failed: the previous owner stays.
+            HandoffError::Delegation(e) => ManagerError::Reconfiguration(Box::new(ManagerError::Rejected(e))),
+        }
+    }
+}
+
+impl ManagerError {
+    /// A stable snake_case name of what went wrong, by cause: the core's and the ownership
+    /// rules' kinds pass through (`"not_active_holder"`, `"stale_owner"`, …), and a failed
+    /// live handoff reports the kind of the failure underneath. Used as the `error` label
+    /// of the rejection metrics; it never includes ids.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ManagerError::MissingCapability { .. } => "missing_capability",
+            ManagerError::Rejected(e) => e.kind(),
+            ManagerError::Ownership(e) => e.kind(),
+            ManagerError::SessionMismatch { .. } => "session_mismatch",
+            ManagerError::Clock(_) => "clock",
+            ManagerError::Persist { .. } => "persist",
+            ManagerError::CoherenceViolation(_) => "coherence_violation",
+            ManagerError::Reconfiguration(inner) => inner.kind(),
+            ManagerError::RollbackFailed { .. } => "rollback_failed",
+            ManagerError::Recovery(_) => "recovery",
+            ManagerError::OpenJournal { .. } => "open_journal",
+            ManagerError::Journal(_) => "journal",
+            #[cfg(feature = "upgrade-executor")]
+            ManagerError::Upgrade(_) => "upgrade",
+            #[cfg(feature = "upgrade-executor")]
+            ManagerError::UpgradeNotCommitted { .. } => "upgrade_not_committed",
+            ManagerError::Manifests(_) => "manifests",
+            ManagerError::Stopped => "stopped",
+            ManagerError::Config(_) => "config",
+        }
+    }
 }
 
 /// Why recovery could not rebuild the state.

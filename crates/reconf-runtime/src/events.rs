@@ -35,3 +35,9 @@ pub const UPGRADE_PHASE: &str = "reconf.upgrade.phase";
 pub const UPGRADE_COMMITTED: &str = "reconf.upgrade.committed";
 /// An upgrade was rolled back or failed validation.
 pub const UPGRADE_ROLLED_BACK: &str = "reconf.upgrade.rolled_back";
+/// A commit whose outcome the journal could not tell was read back and found written; it
+/// was answered as committed.
+pub const COMMIT_RESOLVED: &str = "reconf.commit.resolved";
+/// A live handoff's new owner was staged (its delegation checked); it commits with the
+/// journal write or is rolled back.
+pub const HANDOFF_STAGED: &str = "reconf.handoff.staged";

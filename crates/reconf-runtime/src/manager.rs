@@ -3,18 +3,20 @@
 use std::sync::Arc;
 
 use reconf_core::{
-    AuthorityId, BundleId, CoherenceReport, ComposedBundle, LinkBoundary, OwnerCapability, OwnerLabel,
-    OwnershipError, SessionFootprint, SessionId, SessionRecord, StateStats,
+    AuthorityId, BundleId, CoherenceReport, ComposedBundle, FootprintSummary, LinkBoundary, LinkRecord,
+    OwnerCapability, OwnerLabel, OwnershipError, SessionFootprint, SessionId, SessionRecord, State,
+    StateStats,
 };
 use reconf_effects::capability::{CapabilityEffects, RECONFIGURATION_SURFACES};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::actor::{Envelope, Op, Reply};
 use crate::error::ManagerError;
+use crate::mailbox::{Command, Message, Responder};
 use crate::recovery::RecoveryReport;
 use crate::request::{DelegationOutcome, DelegationRequest, HandoffOutcome, OwnedSession};
 use crate::shared::{read, ActorStats, Shared};
+use crate::telemetry::{self, Stopwatch};
 
 /// A clonable handle to the reconfiguration manager. Every clone talks to the same actor;
 /// the actor stops when the last handle is dropped or [`shutdown`](Self::shutdown) is
@@ -23,10 +25,9 @@ use crate::shared::{read, ActorStats, Shared};
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), reconf_runtime::ManagerError> {
-/// use reconf_core::{AuthorityId, BundleId, ComposedBundle, SessionId};
-/// use reconf_runtime::{DelegationRequest, ManagerBuilder};
+/// use reconf_runtime::{AuthorityId, BundleId, ComposedBundle, DelegationRequest, ManagerBuilder, SessionId};
 ///
-/// let manager = ManagerBuilder::new().memory_journal().register_manifests(false).open().await?;
+/// let manager = ManagerBuilder::new().memory_journal().without_manifests().open().await?;
 /// let bundle = BundleId::new("device_migration").unwrap();
 /// manager.register_bundle(ComposedBundle::new(bundle.clone())).await?;
 /// let (a, b) = (AuthorityId::from_label("a"), AuthorityId::from_label("b"));
@@ -39,13 +40,13 @@ use crate::shared::{read, ActorStats, Shared};
 /// ```
 #[derive(Clone)]
 pub struct ReconfigurationManager {
-    pub(crate) tx: mpsc::Sender<Envelope>,
+    pub(crate) tx: mpsc::Sender<Message>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) capabilities: Arc<dyn CapabilityEffects>,
     pub(crate) recovery: Arc<RecoveryReport>,
     pub(crate) mailbox_capacity: usize,
     #[cfg(feature = "upgrade-executor")]
-    pub(crate) upgrade_hook: Arc<dyn crate::upgrade::UpgradeStepHook>,
+    pub(crate) upgrade_hook: Arc<dyn crate::hook::UpgradeStepHook>,
 }
 
 impl std::fmt::Debug for ReconfigurationManager {
@@ -72,10 +73,19 @@ pub struct ManagerStats {
 }
 
 impl ReconfigurationManager {
-    pub(crate) async fn call(&self, op: Op) -> Result<Reply, ManagerError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(Envelope { op, reply }).await.map_err(|_| ManagerError::Stopped)?;
-        rx.await.map_err(|_| ManagerError::Stopped)?
+    /// Sends the message `make` builds around a fresh responder and waits for the answer.
+    pub(crate) async fn ask<T>(&self, make: impl FnOnce(Responder<T>) -> Message) -> Result<T, ManagerError> {
+        let (respond, answer) = oneshot::channel();
+        let message = make(respond);
+        let (watch, command) = (Stopwatch::start(), message.name());
+        self.tx.send(message).await.map_err(|_| ManagerError::Stopped)?;
+        let result = answer.await.map_err(|_| ManagerError::Stopped)?;
+        watch.command(command);
+        result
+    }
+
+    async fn command<T>(&self, make: impl FnOnce(Responder<T>) -> Command) -> Result<T, ManagerError> {
+        self.ask(|respond| Message::Command(make(respond))).await
     }
 
     pub(crate) fn gate(&self, operation: &'static str) -> Result<(), ManagerError> {
@@ -88,20 +98,18 @@ impl ReconfigurationManager {
         })
     }
 
-    fn unexpected(reply: Reply) -> ManagerError {
-        ManagerError::Config(format!("unexpected actor reply {reply:?}"))
-    }
-
     /// Registers a bundle.
     pub async fn register_bundle(&self, bundle: ComposedBundle) -> Result<ComposedBundle, ManagerError> {
-        match self.call(Op::Register(bundle)).await? {
-            Reply::Bundle(b) => Ok(b),
-            other => Err(Self::unexpected(other)),
-        }
+        self.command(|respond| Command::Register { bundle, respond }).await
     }
 
-    /// A registered bundle.
-    pub fn bundle(&self, id: &BundleId) -> Option<ComposedBundle> {
+    /// A registered bundle (local read, as every read of this handle: the state this
+    /// manager has applied).
+    pub fn bundle<Q>(&self, id: &Q) -> Option<ComposedBundle>
+    where
+        BundleId: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         read(&self.shared.state).bundle(id).cloned()
     }
 
@@ -118,10 +126,7 @@ impl ReconfigurationManager {
         linked: BundleId,
     ) -> Result<ComposedBundle, ManagerError> {
         self.gate("link_bundles")?;
-        match self.call(Op::Link { left, right, linked }).await? {
-            Reply::Bundle(b) => Ok(b),
-            other => Err(Self::unexpected(other)),
-        }
+        self.command(|respond| Command::Link { left, right, linked, respond }).await
     }
 
     /// An authority's footprint. Reads the whole session table under the state's read
@@ -136,6 +141,24 @@ impl ReconfigurationManager {
         read(&self.shared.state).footprint_summary(authority)
     }
 
+    /// Every link made, by the id of the bundle it produced.
+    pub fn links(&self) -> Vec<(BundleId, LinkRecord)> {
+        read(&self.shared.state).links().iter().map(|(id, l)| (id.clone(), l.clone())).collect()
+    }
+
+    /// Every authority the state has seen with its footprint summary, in the order the
+    /// state first saw them. O(authorities), under the read lock.
+    pub fn authority_summaries(&self) -> Vec<(AuthorityId, FootprintSummary)> {
+        let state = read(&self.shared.state);
+        state.authorities().map(|a| (a, state.footprint_summary(&a))).collect()
+    }
+
+    /// A copy of the whole applied state, for offline inspection and comparison (a memory
+    /// copy of the tables: milliseconds at a million sessions, under the read lock).
+    pub fn state_snapshot(&self) -> State {
+        read(&self.shared.state).clone()
+    }
+
     /// A session's record.
     pub fn session(&self, session: &SessionId) -> Option<SessionRecord> {
         read(&self.shared.state).session(session)
@@ -148,10 +171,7 @@ impl ReconfigurationManager {
         authority: AuthorityId,
         bundle: Option<BundleId>,
     ) -> Result<u64, ManagerError> {
-        match self.call(Op::Open { session, authority, bundle }).await? {
-            Reply::Opened { generation } => Ok(generation),
-            other => Err(Self::unexpected(other)),
-        }
+        self.command(|respond| Command::Open { session, authority, bundle, respond }).await
     }
 
     /// Delegates a session from its active holder. Requires the reconfiguration surfaces;
@@ -162,12 +182,10 @@ impl ReconfigurationManager {
     ) -> Result<DelegationOutcome, ManagerError> {
         if let Err(e) = self.gate("delegate_session") {
             tracing::info!(name: crate::events::DELEGATION_REJECTED, session = %request.session, error = %e);
+            telemetry::answered(true, false, Err(&e));
             return Err(e);
         }
-        match self.call(Op::Delegate(request)).await? {
-            Reply::Delegated(o) => Ok(*o),
-            other => Err(Self::unexpected(other)),
-        }
+        self.command(|respond| Command::Delegate { request, respond }).await
     }
 
     /// Makes `owner` the live owner of an open session, with the boundary's scope.
@@ -177,10 +195,7 @@ impl ReconfigurationManager {
         owner: OwnerLabel,
         boundary: LinkBoundary,
     ) -> Result<OwnedSession, ManagerError> {
-        match self.call(Op::Attach { session, owner, boundary }).await? {
-            Reply::Attached(o) => Ok(o),
-            other => Err(Self::unexpected(other)),
-        }
+        self.ask(|respond| Message::Attach { session, owner, boundary, respond }).await
     }
 
     /// Hands a live session to `to_owner` together with the delegation, in two phases:
@@ -195,12 +210,11 @@ impl ReconfigurationManager {
     ) -> Result<HandoffOutcome, ManagerError> {
         if let Err(e) = self.gate("delegate_active_session") {
             tracing::info!(name: crate::events::DELEGATION_REJECTED, session = %request.session, error = %e);
+            telemetry::answered(true, true, Err(&e));
             return Err(e);
         }
-        match self.call(Op::Handoff { request, handle: handle.clone(), to_owner }).await? {
-            Reply::HandedOff(o) => Ok(*o),
-            other => Err(Self::unexpected(other)),
-        }
+        let handle = handle.clone();
+        self.command(|respond| Command::Handoff { request, handle, to_owner, respond }).await
     }
 
     /// Ingress check: rejects a stale owner, a capability of another session, and a
@@ -225,11 +239,7 @@ impl ReconfigurationManager {
 
     /// The live owner of a session.
     pub fn live_owner(&self, session: &SessionId) -> Option<OwnedSession> {
-        read(&self.shared.live).owner(session).map(|l| OwnedSession {
-            owner: l.owner.clone(),
-            capability: l.capability.clone(),
-            boundary: l.boundary.clone(),
-        })
+        read(&self.shared.live).owner(session).map(OwnedSession::of)
     }
 
     /// The owner of one fragment of a live session.
@@ -243,10 +253,7 @@ impl ReconfigurationManager {
         session: SessionId,
         authority: AuthorityId,
     ) -> Result<(), ManagerError> {
-        match self.call(Op::Close { session, authority }).await? {
-            Reply::Unit => Ok(()),
-            other => Err(Self::unexpected(other)),
-        }
+        self.command(|respond| Command::Close { session, authority, respond }).await
     }
 
     /// Full coherence audit of the published state.
@@ -287,17 +294,14 @@ impl ReconfigurationManager {
         &self.recovery
     }
 
-    /// Runs `f` with read access to the published state (between batches).
-    pub fn with_state<R>(&self, f: impl FnOnce(&reconf_core::State) -> R) -> R {
-        f(&read(&self.shared.state))
-    }
-
     /// Stops the actor after the commands already queued, and closes the journal. Other
     /// handles get [`ManagerError::Stopped`] afterwards.
     pub async fn shutdown(&self) -> Result<(), ManagerError> {
-        match self.call(Op::Shutdown).await {
-            Ok(_) | Err(ManagerError::Stopped) => Ok(()),
-            Err(e) => Err(e),
+        let (respond, stopped) = oneshot::channel();
+        // A manager that has already stopped is stopped: both are success.
+        if self.tx.send(Message::Shutdown { respond }).await.is_ok() {
+            let _ = stopped.await;
         }
+        Ok(())
     }
 }

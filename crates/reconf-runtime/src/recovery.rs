@@ -2,13 +2,15 @@
 
 use std::time::{Duration, Instant};
 
+use reconf_core::upgrade::{UpgradeFact, UpgradeId};
 use reconf_core::{BundleId, Change, CoherenceReport, Fact, State};
-use reconf_effects::{ExpectedHead, JournalEffects};
+use reconf_effects::JournalEffects;
 use serde::{Deserialize, Serialize};
 
-use crate::actor::READ_PAGE;
+use crate::commit::{self, Failure};
 use crate::error::{ManagerError, RecoveryError};
 use crate::events;
+use crate::replay::replay;
 
 /// What `open` found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,8 +27,8 @@ pub struct RecoveryReport {
     pub coherence: CoherenceReport,
     /// Generated manifest bundles registered by this open (empty when they already were).
     pub manifests_registered: Vec<BundleId>,
-    /// Upgrades found between phases and recorded as rolled back.
-    pub upgrades_rolled_back: Vec<String>,
+    /// Upgrades found between phases and recorded as rolled back: (bundle, upgrade).
+    pub upgrades_rolled_back: Vec<(BundleId, UpgradeId)>,
 }
 
 /// Loads the newest usable snapshot, replays the records after it and audits the result.
@@ -47,22 +49,12 @@ pub(crate) async fn recover(journal: &dyn JournalEffects) -> Result<(State, Reco
         },
         None => State::new(),
     };
-    loop {
-        let from = state.head() + 1;
-        let records = journal.read(from, READ_PAGE).await.map_err(ManagerError::Journal)?;
-        if records.is_empty() {
-            break;
-        }
-        for (expected, r) in (from..).zip(&records) {
-            if r.sequence != expected {
-                return Err(ManagerError::Recovery(RecoveryError::Gap { expected, found: r.sequence }));
-            }
-        }
-        // A contiguous page: applied as one batch, so its record lookups overlap.
-        let facts: Vec<Fact> = records.into_iter().map(|r| r.fact).collect();
-        state.apply_batch(from, &facts);
-        report.records_replayed += facts.len() as u64;
-    }
+    // Each contiguous page is applied as one batch, so its record lookups overlap.
+    report.records_replayed = replay(journal, state.head() + 1, |first, facts| {
+        state.apply_batch(first, &facts);
+        Ok(())
+    })
+    .await?;
     report.head = state.head();
     report.coherence = state.verify_coherence();
     for v in &report.coherence.violations {
@@ -81,29 +73,40 @@ pub(crate) async fn recover(journal: &dyn JournalEffects) -> Result<(State, Reco
 }
 
 /// Records every upgrade left between phases as rolled back (or failed, for an invalid
-/// plan), as an uncommitted release is rolled back on restart; each resolution is journaled
-/// before it is applied. Runs whatever features are on: a journal written by a build with
-/// the upgrade executor must recover the same way under one without it. Returns
-/// `bundle/upgrade` names.
+/// plan), as an uncommitted release is rolled back on restart; each resolution goes
+/// through the one commit path and is applied once durable. Runs whatever features are on:
+/// a journal written by a build with the upgrade executor must recover the same way under
+/// one without it.
 pub(crate) async fn resolve_interrupted_upgrades(
     state: &mut State,
     journal: &dyn JournalEffects,
-) -> Result<Vec<String>, ManagerError> {
+) -> Result<Vec<(BundleId, UpgradeId)>, ManagerError> {
     let mut resolved = Vec::new();
     for fact in state.upgrades().recovery_facts() {
-        let name =
-            fact.artifact().map_or_else(String::new, |a| format!("{}/{}", fact.bundle(), a.upgrade_id));
-        let head = state.head();
-        let f = Fact::new(Change::Upgrade(fact));
-        let c = journal
-            .commit(vec![f.clone()], ExpectedHead::from_head((head > 0).then_some(head)))
-            .await
-            .map_err(|source| ManagerError::Persist { operation: "upgrade recovery", source })?;
-        state.apply(c.first, &f);
-        tracing::warn!(name: events::UPGRADE_ROLLED_BACK, upgrade = %name, recovered = true);
-        resolved.push(name);
+        let name = upgrade_of(&fact);
+        let facts = [Fact::new(Change::Upgrade(fact))];
+        let first =
+            commit::commit(journal, state.head(), &facts).await.map_err(|failure| ManagerError::Persist {
+                operation: "upgrade recovery",
+                source: match failure {
+                    Failure::Failed(e) => e,
+                    Failure::Conflict { actual } => reconf_effects::JournalError::Conflict {
+                        expected: reconf_effects::ExpectedHead::after(state.head()),
+                        actual,
+                    },
+                },
+            })?;
+        state.apply_batch(first, &facts);
+        if let Some((bundle, upgrade)) = name {
+            tracing::warn!(name: events::UPGRADE_ROLLED_BACK, bundle = %bundle, upgrade = %upgrade, recovered = true);
+            resolved.push((bundle, upgrade));
+        }
     }
     Ok(resolved)
+}
+
+fn upgrade_of(fact: &UpgradeFact) -> Option<(BundleId, UpgradeId)> {
+    fact.artifact().map(|a| (fact.bundle().clone(), a.upgrade_id.clone()))
 }
 
 /// What [`audit_journal`] found.
@@ -149,22 +152,12 @@ pub async fn audit_journal(journal: &dyn JournalEffects) -> Result<JournalAudit,
     };
     let head = journal.head().await.map_err(ManagerError::Journal)?.unwrap_or(0);
     let mut state = State::new();
-    let mut records = 0;
     let mut snapshot_checked = None;
-    loop {
-        let page = journal.read(state.head() + 1, READ_PAGE).await.map_err(ManagerError::Journal)?;
-        if page.is_empty() {
-            break;
-        }
-        for r in page {
-            let expected = state.head() + 1;
-            if r.sequence != expected {
-                return Err(ManagerError::Recovery(RecoveryError::Gap { expected, found: r.sequence }));
-            }
-            state.apply(r.sequence, &r.fact);
-            records += 1;
+    let records = replay(journal, 1, |first, facts| {
+        for (sequence, fact) in (first..).zip(&facts) {
+            state.apply(sequence, fact);
             if let Some((seq, snap)) = &expected_snapshot {
-                if *seq == r.sequence {
+                if *seq == sequence {
                     if snap != &state {
                         return Err(ManagerError::Recovery(RecoveryError::SnapshotMismatch {
                             sequence: *seq,
@@ -174,7 +167,9 @@ pub async fn audit_journal(journal: &dyn JournalEffects) -> Result<JournalAudit,
                 }
             }
         }
-    }
+        Ok(())
+    })
+    .await?;
     if state.head() != head {
         return Err(ManagerError::Recovery(RecoveryError::ShortReplay { ended: state.head(), head }));
     }

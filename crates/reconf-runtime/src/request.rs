@@ -1,17 +1,18 @@
-//! Requests and results of the manager's operations.
+//! Results of the manager's operations. The requests are the core's own types
+//! ([`DelegationRequest`] is [`reconf_core::Delegation`]): the runtime adds only the time.
 
 use reconf_core::{
-    AuthorityId, BundleId, CapabilityScope, ContextId, Delegation, DelegationReceipt, LinkBoundary,
-    OwnerCapability, OwnerLabel, OwnershipReceipt, SessionId, Violation,
+    CapabilityScope, DelegationReceipt, LinkBoundary, OwnerCapability, OwnerLabel, OwnershipReceipt,
+    SessionId,
 };
 use serde::{Deserialize, Serialize};
 
-/// A delegation request. Context, boundary and scope are optional and default to the
-/// `from` authority's context, the bundle's boundary and the `bundle:<id>` fragment.
+/// A delegation request: the core's [`reconf_core::Delegation`]. Context, boundary and
+/// scope are optional and default to the `from` authority's context, the bundle's boundary
+/// and the `bundle:<id>` fragment; the manager stamps the time when it checks it.
 ///
 /// ```
-/// use reconf_core::{AuthorityId, BundleId, SessionId};
-/// use reconf_runtime::DelegationRequest;
+/// use reconf_runtime::{AuthorityId, BundleId, DelegationRequest, SessionId};
 /// let req = DelegationRequest::new(
 ///     SessionId::from_u128(1),
 ///     AuthorityId::from_label("a"),
@@ -20,105 +21,29 @@ use serde::{Deserialize, Serialize};
 /// );
 /// assert!(req.scope.is_none());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DelegationRequest {
-    /// The session.
-    pub session: SessionId,
-    /// Its active holder.
-    pub from: AuthorityId,
-    /// The receiver.
-    pub to: AuthorityId,
-    /// The registered bundle the delegation goes through.
-    pub bundle: BundleId,
-    /// Delegation context (default: derived from `from`).
-    pub context: Option<ContextId>,
-    /// Link boundary (default: derived from the bundle).
-    pub boundary: Option<LinkBoundary>,
-    /// Scope moved (default: `bundle:<id>`).
-    pub scope: Option<CapabilityScope>,
-}
+pub type DelegationRequest = reconf_core::Delegation;
 
-impl DelegationRequest {
-    /// A request with every default.
-    pub fn new(session: SessionId, from: AuthorityId, to: AuthorityId, bundle: BundleId) -> Self {
-        Self { session, from, to, bundle, context: None, boundary: None, scope: None }
-    }
-
-    /// Sets the context.
-    pub fn with_context(mut self, context: ContextId) -> Self {
-        self.context = Some(context);
-        self
-    }
-
-    /// Sets the link boundary.
-    pub fn with_boundary(mut self, boundary: LinkBoundary) -> Self {
-        self.boundary = Some(boundary);
-        self
-    }
-
-    /// Sets the scope.
-    pub fn with_scope(mut self, scope: CapabilityScope) -> Self {
-        self.scope = Some(scope);
-        self
-    }
-
-    /// The scope this request moves.
-    pub fn effective_scope(&self) -> CapabilityScope {
-        self.scope.clone().unwrap_or_else(|| CapabilityScope::for_bundle(&self.bundle))
-    }
-
-    pub(crate) fn to_core(&self, at_ms: u64) -> Delegation {
-        Delegation {
-            session: self.session,
-            from: self.from,
-            to: self.to,
-            bundle: self.bundle.clone(),
-            context: self.context,
-            boundary: self.boundary.clone(),
-            scope: self.scope.clone(),
-            at_ms,
-        }
-    }
-}
-
-/// The coherence check actually run for the delegated session after it was applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CheckedCoherence {
-    /// The session's record and the footprints it names agree.
-    Coherent,
-    /// They do not (the change is durable and the violation was reported).
-    Violated(Violation),
-}
-
-/// What a delegation moved and what was checked.
+/// What a delegation moved, beyond the receipt: the boundary crossed and the fragments.
+/// An `Ok` outcome also means the session's coherence was checked after the change was
+/// applied (a violation is answered with [`ManagerError::CoherenceViolation`]).
+///
+/// [`ManagerError::CoherenceViolation`]: crate::ManagerError::CoherenceViolation
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DelegationWitness {
-    /// The context used.
-    pub context: ContextId,
-    /// The session.
-    pub session: SessionId,
-    /// Previous holder.
-    pub from: AuthorityId,
-    /// New holder.
-    pub to: AuthorityId,
-    /// Bundle.
-    pub bundle: BundleId,
     /// The boundary crossed.
     pub boundary: LinkBoundary,
     /// The scope moved.
     pub scope: CapabilityScope,
-    /// The fragments moved (the scope's fragments; `*` for the whole session).
+    /// The fragment keys moved ([`CapabilityScope::fragment_keys`]: the scope's fragments,
+    /// `*` for the whole session).
     pub moved_fragments: Vec<String>,
-    /// The coherence check that was actually run.
-    pub coherence: CheckedCoherence,
-    /// Journal sequence of the delegation fact.
-    pub sequence: u64,
 }
 
 /// A persisted delegation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DelegationOutcome {
-    /// The core's receipt.
+    /// The core's receipt: session, from, to, bundle, context, sequence, generation, time
+    /// and both authorities' footprint summaries before and after.
     pub receipt: DelegationReceipt,
     /// What moved and what was checked.
     pub witness: DelegationWitness,
@@ -136,6 +61,14 @@ pub struct OwnedSession {
 }
 
 impl OwnedSession {
+    pub(crate) fn of(live: &reconf_core::LiveOwner) -> Self {
+        Self {
+            owner: live.owner.clone(),
+            capability: live.capability.clone(),
+            boundary: live.boundary.clone(),
+        }
+    }
+
     /// The session.
     pub fn session(&self) -> SessionId {
         self.capability.session

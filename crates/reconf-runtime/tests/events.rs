@@ -31,7 +31,7 @@ fn outcomes_are_named() {
         let journal = Arc::new(FaultyJournal::new(MemoryJournal::new()));
         let m = ManagerBuilder::new()
             .journal_arc(journal.clone())
-            .register_manifests(false)
+            .without_manifests()
             .snapshot_interval(Some(3))
             .open()
             .await
@@ -55,7 +55,7 @@ fn outcomes_are_named() {
         .unwrap();
         m.close_session(s, a).await.unwrap();
         m.shutdown().await.unwrap();
-        ManagerBuilder::new().journal_arc(journal).register_manifests(false).open().await.unwrap();
+        ManagerBuilder::new().journal_arc(journal).without_manifests().open().await.unwrap();
     });
     let seen = names.0.lock().unwrap().clone();
     for want in [

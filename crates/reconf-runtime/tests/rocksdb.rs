@@ -26,7 +26,7 @@ async fn open(dir: &std::path::Path) -> ReconfigurationManager {
     ManagerBuilder::new()
         .rocksdb_journal(dir)
         .unwrap()
-        .register_manifests(false)
+        .without_manifests()
         .snapshot_interval(Some(50))
         .open()
         .await
@@ -44,16 +44,16 @@ async fn restart_on_rocksdb_yields_identical_state() {
         m.open_session(s(n), a(n % 3), None).await.unwrap();
         m.delegate_session(DelegationRequest::new(s(n), a(n % 3), a((n + 1) % 3), bid())).await.unwrap();
     }
-    let before = m.with_state(Clone::clone);
+    let before = m.state_snapshot();
     m.shutdown().await.unwrap();
     drop(m);
     let again = open(dir.path()).await;
     assert!(again.recovery_report().snapshot_sequence.is_some());
-    again.with_state(|st| assert_eq!(st, &before));
+    assert_eq!(again.state_snapshot(), before);
     for i in 0..3 {
         assert_eq!(again.footprint(&a(i)), before.footprint(&a(i)));
     }
-    again.with_state(|st| assert_eq!(st.links(), before.links()));
+    assert_eq!(again.state_snapshot().links(), before.links());
     assert_eq!(again.bundles().len(), 3);
 }
 
@@ -157,12 +157,10 @@ fn crash_cycles(cycles: u64) {
             assert!(m.recovery_report().coherence.is_coherent());
             assert!(m.verify_coherence().await.is_coherent());
             let head = m.recovery_report().head;
-            m.with_state(|st| {
-                for (seq, (n, _)) in &acked {
-                    assert!(*seq <= head, "acknowledged sequence {seq} beyond recovered head {head}");
-                    assert!(st.session(&s(*n)).is_some());
-                }
-            });
+            for (seq, (n, _)) in &acked {
+                assert!(*seq <= head, "acknowledged sequence {seq} beyond recovered head {head}");
+                assert!(m.session(&s(*n)).is_some());
+            }
             m.shutdown().await.unwrap();
         });
         // Every acknowledged record is in the journal with the acknowledged content.

@@ -39,7 +39,7 @@ async fn rig_with(caps: StaticCapabilities) -> Rig {
         .journal_arc(journal.clone())
         .clock(clock.clone())
         .capabilities(caps)
-        .register_manifests(false)
+        .without_manifests()
         .open()
         .await
         .unwrap();
@@ -62,11 +62,10 @@ async fn delegation_returns_receipt_and_witness() {
     let out = r.m.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("x"))).await.unwrap();
     assert_eq!((out.receipt.from, out.receipt.to, out.receipt.generation), (a("a"), a("b"), 2));
     assert_eq!(out.receipt.at_ms, 1_700_000_000_000);
-    assert_eq!(out.witness.context, a("a").default_context());
+    assert_eq!(out.receipt.context, a("a").default_context());
     assert_eq!(out.witness.boundary, LinkBoundary::for_bundle(&bid("x")));
     assert_eq!(out.witness.moved_fragments, vec!["bundle:x".to_owned()]);
-    assert_eq!(out.witness.coherence, CheckedCoherence::Coherent);
-    assert_eq!(out.witness.sequence, journal_len(r.journal.as_ref()).await);
+    assert_eq!(out.receipt.sequence, journal_len(r.journal.as_ref()).await);
     assert!(r.m.footprint(&a("b")).delegated_in.contains(&s(1)));
     assert_eq!(r.m.footprint_summary(&a("b")), out.receipt.to_after);
     assert_eq!(r.m.footprint_summary(&a("b")), r.m.footprint(&a("b")).summary());
@@ -78,41 +77,41 @@ async fn every_rule_error_is_typed() {
     r.m.open_session(s(1), a("a"), None).await.unwrap();
     assert!(matches!(
         r.m.register_bundle(ComposedBundle::new(bid("x"))).await,
-        Err(ManagerError::RegisterBundle(CommandError::BundleAlreadyRegistered { .. }))
+        Err(ManagerError::Rejected(CommandError::BundleAlreadyRegistered { .. }))
     ));
     assert!(matches!(
         r.m.link_bundles(bid("x"), bid("nope"), bid("y")).await,
-        Err(ManagerError::LinkBundles(CommandError::UnknownBundle { .. }))
+        Err(ManagerError::Rejected(CommandError::UnknownBundle { .. }))
     ));
     assert!(matches!(
         r.m.open_session(s(1), a("b"), None).await,
-        Err(ManagerError::OpenSession(CommandError::SessionAlreadyHeld { .. }))
+        Err(ManagerError::Rejected(CommandError::SessionAlreadyHeld { .. }))
     ));
     assert!(matches!(
         r.m.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("nope"))).await,
-        Err(ManagerError::BundleNotRegistered { .. })
+        Err(ManagerError::Rejected(CommandError::UnknownBundle { .. }))
     ));
     let req = DelegationRequest::new(s(1), a("a"), a("b"), bid("x"));
     r.m.register_bundle(ComposedBundle::new(bid("other"))).await.unwrap();
     assert!(matches!(
         r.m.delegate_session(req.clone().with_boundary(LinkBoundary::for_bundle(&bid("other")))).await,
-        Err(ManagerError::InvalidLinkBoundary(BoundaryError::BundleMismatch { .. }))
+        Err(ManagerError::Rejected(CommandError::BoundaryBundleMismatch { .. }))
     ));
     let wide = LinkBoundary { bundle: bid("x"), scope: CapabilityScope::WholeSession };
     assert!(matches!(
         r.m.delegate_session(req.clone().with_boundary(wide)).await,
-        Err(ManagerError::InvalidLinkBoundary(BoundaryError::ScopeMismatch { .. }))
+        Err(ManagerError::Rejected(CommandError::BoundaryScopeMismatch { .. }))
     ));
     assert!(matches!(
         r.m.delegate_session(DelegationRequest::new(s(1), a("c"), a("b"), bid("x"))).await,
-        Err(ManagerError::DelegateSession(CommandError::NotActiveHolder { .. }))
+        Err(ManagerError::Rejected(CommandError::NotActiveHolder { .. }))
     ));
     assert!(matches!(
         r.m.close_session(s(1), a("c")).await,
-        Err(ManagerError::CloseSession(CommandError::NotActiveHolder { .. }))
+        Err(ManagerError::Rejected(CommandError::NotActiveHolder { .. }))
     ));
     r.clock.fail_next(1);
-    assert!(matches!(r.m.delegate_session(req.clone()).await, Err(ManagerError::DelegationTimestamp(_))));
+    assert!(matches!(r.m.delegate_session(req.clone()).await, Err(ManagerError::Clock(_))));
     r.journal.fail_nth_commit(1);
     assert!(matches!(
         r.m.delegate_session(req.clone()).await,
@@ -188,7 +187,7 @@ async fn handoff_chain_a_b_c_a_makes_every_old_handle_stale() {
                 )
                 .await
                 .unwrap_err();
-            assert!(matches!(err, ManagerError::OwnerTransfer(OwnershipError::StaleOwner { .. })), "{err:?}");
+            assert!(matches!(err, ManagerError::Ownership(OwnershipError::StaleOwner { .. })), "{err:?}");
         }
     }
     assert_eq!(r.m.session(&s(1)).unwrap().holder, a("a"));
@@ -217,7 +216,7 @@ async fn ingress_rejects_other_sessions_and_boundaries_outside_scope() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, ManagerError::OwnerTransfer(OwnershipError::ScopeWidening { .. })), "{err:?}");
+    assert!(matches!(err, ManagerError::Ownership(OwnershipError::ScopeWidening { .. })), "{err:?}");
     let err =
         r.m.delegate_active_session(&h1, DelegationRequest::new(s(2), a("a"), a("b"), bid("x")), owner("o3"))
             .await
@@ -252,7 +251,7 @@ async fn failed_handoffs_roll_back_exactly() {
 
     r.clock.fail_next(1);
     let err = r.m.delegate_active_session(&h, req.clone(), owner("o2")).await.unwrap_err();
-    assert!(matches!(err, ManagerError::DelegationTimestamp(_)), "{err:?}");
+    assert!(matches!(err, ManagerError::Clock(_)), "{err:?}");
     assert_eq!(snapshot(&r, 1), before, "clock failure");
 
     let err =
@@ -274,20 +273,43 @@ async fn failed_handoffs_roll_back_exactly() {
     r.m.delegate_active_session(&h, req, owner("o2")).await.unwrap();
 }
 
+async fn replayed(j: &dyn JournalEffects) -> State {
+    let recs = j.read(1, 1000).await.unwrap();
+    State::replay(recs.iter().map(|r| (r.sequence, &r.fact)))
+}
+
 #[tokio::test]
-async fn ambiguous_commit_is_reported_and_the_state_catches_up() {
+async fn ambiguous_commits_are_resolved_by_reading_the_journal_back() {
     let r = rig().await;
-    r.m.open_session(s(1), a("a"), None).await.unwrap();
+    for n in 1..=3 {
+        r.m.open_session(s(n), a("a"), None).await.unwrap();
+    }
+    // Written, but reported ambiguous: the read-back finds it, so the caller gets `Ok`
+    // and the change is in the journal exactly once.
     r.journal.ambiguous_nth_commit(1);
-    let err = r.m.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("x"))).await.unwrap_err();
-    assert!(matches!(err, ManagerError::Persist { .. }));
-    // The write landed: the manager must follow the journal, not its own guess.
-    let replayed = {
-        let recs = r.journal.read(1, 1000).await.unwrap();
-        State::replay(recs.iter().map(|r| (r.sequence, &r.fact)))
-    };
-    r.m.with_state(|st| assert_eq!(st, &replayed));
-    assert_eq!(r.m.session(&s(1)).unwrap().holder, a("b"));
+    let head = journal_len(r.journal.as_ref()).await;
+    let out = r.m.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("x"))).await.unwrap();
+    assert_eq!(out.receipt.sequence, head + 1);
+    assert_eq!(journal_len(r.journal.as_ref()).await, head + 1);
+    assert_eq!(r.m.state_snapshot(), replayed(r.journal.as_ref()).await);
+
+    // Lost, and reported ambiguous: the read-back does not find it: `Persist`, nothing
+    // applied.
+    r.journal.fault_nth_commit(1, reconf_effects::CommitFault::LostButReportedAmbiguous);
+    let err = r.m.delegate_session(DelegationRequest::new(s(2), a("a"), a("b"), bid("x"))).await.unwrap_err();
+    assert!(matches!(err, ManagerError::Persist { source: JournalError::Ambiguous { .. }, .. }), "{err:?}");
+    assert_eq!(r.m.session(&s(2)).unwrap().holder, a("a"));
+    assert_eq!(r.m.state_snapshot(), replayed(r.journal.as_ref()).await);
+
+    // Written, reported ambiguous, and the read-back fails too: the caller is told
+    // `Persist` (nothing confirmed it), and the manager's state follows the journal, which
+    // holds the change: the documented contract of `ManagerError::Persist`.
+    r.journal.ambiguous_nth_commit(1);
+    r.journal.fail_next_reads(1);
+    let err = r.m.delegate_session(DelegationRequest::new(s(3), a("a"), a("b"), bid("x"))).await.unwrap_err();
+    assert!(matches!(err, ManagerError::Persist { .. }), "{err:?}");
+    assert_eq!(r.m.session(&s(3)).unwrap().holder, a("b"), "the journal holds it, so the state does");
+    assert_eq!(r.m.state_snapshot(), replayed(r.journal.as_ref()).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,7 +341,8 @@ async fn racing_delegations_keep_one_holder_and_journal_each_success_once() {
                     wins.push(out.receipt.sequence);
                 }
                 // One holder per session at every moment anyone looks.
-                m.with_state(|st| {
+                {
+                    let st = m.state_snapshot();
                     let holders: usize = auths
                         .iter()
                         .filter(|x| {
@@ -328,7 +351,7 @@ async fn racing_delegations_keep_one_holder_and_journal_each_success_once() {
                         })
                         .count();
                     assert_eq!(holders, 1);
-                });
+                }
             }
             wins
         }));
@@ -377,7 +400,7 @@ async fn restart_rebuilds_identical_state_from_journal_and_snapshot() {
         async move {
             ManagerBuilder::new()
                 .journal_arc(j)
-                .register_manifests(false)
+                .without_manifests()
                 .snapshot_interval(snap)
                 .open()
                 .await
@@ -395,7 +418,7 @@ async fn restart_rebuilds_identical_state_from_journal_and_snapshot() {
         }
     }
     m.close_session(s(3), a("a")).await.unwrap();
-    let before = m.with_state(Clone::clone);
+    let before = m.state_snapshot();
     m.shutdown().await.unwrap();
     // Snapshots are written in the background; shutdown waits for the one in flight.
     assert!(m.stats().actor.snapshots >= 1);
@@ -405,16 +428,16 @@ async fn restart_rebuilds_identical_state_from_journal_and_snapshot() {
     assert!(report.snapshot_sequence.is_some(), "{report:?}");
     assert_eq!(report.head, before.head());
     assert!(report.coherence.is_coherent());
-    again.with_state(|st| assert_eq!(st, &before));
+    assert_eq!(again.state_snapshot(), before);
     for who in ["a", "b"] {
         assert_eq!(again.footprint(&a(who)), before.footprint(&a(who)));
     }
     assert_eq!(again.bundles(), before.bundles().cloned().collect::<Vec<_>>());
-    again.with_state(|st| assert_eq!(st.links(), before.links()));
+    assert_eq!(again.state_snapshot().links(), before.links());
     // Without snapshots the full replay gives the same state.
     again.shutdown().await.unwrap();
-    let full = ManagerBuilder::new().journal(journal.fork()).register_manifests(false).open().await.unwrap();
-    full.with_state(|st| assert_eq!(st, &before));
+    let full = ManagerBuilder::new().journal(journal.fork()).without_manifests().open().await.unwrap();
+    assert_eq!(full.state_snapshot(), before);
 }
 
 #[tokio::test]
@@ -448,7 +471,7 @@ async fn journal_audit_replays_everything_and_checks_the_snapshot() {
     let journal = Arc::new(MemoryJournal::new());
     let m = ManagerBuilder::new()
         .journal_arc(journal.clone())
-        .register_manifests(false)
+        .without_manifests()
         .snapshot_interval(Some(5))
         .open()
         .await
@@ -463,7 +486,7 @@ async fn journal_audit_replays_everything_and_checks_the_snapshot() {
     assert_eq!(audit.records, 13);
     assert!(audit.snapshot_checked.is_some());
     assert!(audit.coherence.is_coherent());
-    m.with_state(|st| assert_eq!(st, &audit.state));
+    assert_eq!(m.state_snapshot(), audit.state);
     // A snapshot that disagrees with the journal is named.
     let bogus = postcard::to_allocvec(&State::new()).unwrap();
     journal.write_snapshot(13, bogus).await.unwrap();

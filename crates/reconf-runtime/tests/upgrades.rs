@@ -49,9 +49,9 @@ impl UpgradeStepHook for FailAt {
         _: &UpgradeId,
         step: &StepId,
         _: &MembershipEvent,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepFailed> {
         if self.seen.fetch_add(1, Ordering::SeqCst) == self.at {
-            Err(format!("{step} could not start its new members"))
+            Err(StepFailed::new(format!("{step} could not start its new members")))
         } else {
             Ok(())
         }
@@ -75,7 +75,7 @@ fn phases(x: &UpgradeExecution) -> Vec<UpgradePhase> {
 async fn a_valid_upgrade_commits_and_advances_the_epoch_per_step() {
     let j: Arc<dyn JournalEffects> = Arc::new(MemoryJournal::new());
     let mgr = manager(j.clone(), None).await;
-    let seeded = mgr.seed_membership(bid(), members(&["g1", "g2", "g3"]), false).await.unwrap();
+    let seeded = mgr.seed_membership(bid(), members(&["g1", "g2", "g3"]), OnHistory::Refuse).await.unwrap();
     let epoch = seeded.epoch;
     let x = mgr
         .execute_upgrade(bid(), request("u1", &[&["g1", "g2", "g4"], &["g2", "g4", "g5"]]), Some(epoch))
@@ -105,7 +105,7 @@ async fn a_valid_upgrade_commits_and_advances_the_epoch_per_step() {
 #[tokio::test]
 async fn an_invalid_plan_records_staged_then_failed_and_keeps_members() {
     let mgr = manager(Arc::new(MemoryJournal::new()), None).await;
-    let before = mgr.seed_membership(bid(), members(&["g1", "g2"]), false).await.unwrap();
+    let before = mgr.seed_membership(bid(), members(&["g1", "g2"]), OnHistory::Refuse).await.unwrap();
     // Ownership continuity: the step shares no member with the current set.
     let err = mgr.execute_upgrade(bid(), request("bad", &[&["x1", "x2"]]), None).await.unwrap_err();
     assert!(matches!(err, ManagerError::Upgrade(UpgradeError::Invalid { .. })), "{err:?}");
@@ -121,11 +121,11 @@ async fn an_invalid_plan_records_staged_then_failed_and_keeps_members() {
         Err(ManagerError::Upgrade(UpgradeError::NotSeeded { .. }))
     ));
     assert!(matches!(
-        mgr.seed_membership(BundleId::new("nope").unwrap(), members(&["a"]), false).await,
-        Err(ManagerError::BundleNotRegistered { .. })
+        mgr.seed_membership(BundleId::new("nope").unwrap(), members(&["a"]), OnHistory::Refuse).await,
+        Err(ManagerError::Rejected(CommandError::UnknownBundle { .. }))
     ));
     assert!(matches!(
-        mgr.seed_membership(bid(), members(&["a"]), false).await,
+        mgr.seed_membership(bid(), members(&["a"]), OnHistory::Refuse).await,
         Err(ManagerError::Upgrade(UpgradeError::HistoryExists { .. }))
     ));
 }
@@ -134,12 +134,12 @@ async fn an_invalid_plan_records_staged_then_failed_and_keeps_members() {
 async fn a_failing_step_rolls_back_and_leaves_the_snapshot_as_it_was() {
     let mgr =
         manager(Arc::new(MemoryJournal::new()), Some(FailAt { at: 1, seen: AtomicUsize::new(0) })).await;
-    let before = mgr.seed_membership(bid(), members(&["g1", "g2"]), false).await.unwrap();
+    let before = mgr.seed_membership(bid(), members(&["g1", "g2"]), OnHistory::Refuse).await.unwrap();
     let err =
         mgr.execute_upgrade(bid(), request("u1", &[&["g1", "g3"], &["g3", "g4"]]), None).await.unwrap_err();
     match &err {
         ManagerError::UpgradeNotCommitted { phase, reason, .. } => {
-            assert_eq!(phase, &UpgradePhase::RolledBack.to_string());
+            assert_eq!(phase, &Some(UpgradePhase::RolledBack));
             assert!(reason.contains("step-1"), "{reason}");
         }
         other => panic!("{other:?}"),
@@ -159,7 +159,7 @@ async fn a_failing_step_rolls_back_and_leaves_the_snapshot_as_it_was() {
 async fn a_delegation_carrying_a_failing_upgrade_is_not_journaled() {
     let j: Arc<dyn JournalEffects> = Arc::new(MemoryJournal::new());
     let mgr = manager(j.clone(), None).await;
-    mgr.seed_membership(bid(), members(&["g1", "g2"]), false).await.unwrap();
+    mgr.seed_membership(bid(), members(&["g1", "g2"]), OnHistory::Refuse).await.unwrap();
     let (a, b) = (AuthorityId::from_label("a"), AuthorityId::from_label("b"));
     let s = SessionId::from_u128(1);
     mgr.open_session(s, a, Some(bid())).await.unwrap();
@@ -187,7 +187,7 @@ async fn upgrades_need_the_reconfiguration_capability() {
         .open()
         .await
         .unwrap();
-    mgr.seed_membership(bid(), members(&["g1"]), false).await.unwrap();
+    mgr.seed_membership(bid(), members(&["g1"]), OnHistory::Refuse).await.unwrap();
     let err = mgr.execute_upgrade(bid(), request("u", &[&["g1", "g2"]]), None).await.unwrap_err();
     assert!(matches!(err, ManagerError::MissingCapability { operation: "execute_upgrade", .. }));
     assert!(mgr.upgrade_snapshot(&bid()).unwrap().executions.is_empty());
@@ -204,7 +204,7 @@ impl UpgradeStepHook for Stall {
         _: &UpgradeId,
         _: &StepId,
         _: &MembershipEvent,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepFailed> {
         self.0.notified().await;
         Ok(())
     }
@@ -215,7 +215,7 @@ async fn a_crash_between_phases_is_rolled_back_on_recovery() {
     let j: Arc<dyn JournalEffects> = Arc::new(MemoryJournal::new());
     let stall = Arc::new(Stall(tokio::sync::Notify::new()));
     let mgr = ManagerBuilder::new().journal_arc(j.clone()).upgrade_hook(stall.clone()).open().await.unwrap();
-    let before = mgr.seed_membership(bid(), members(&["g1", "g2"]), false).await.unwrap();
+    let before = mgr.seed_membership(bid(), members(&["g1", "g2"]), OnHistory::Refuse).await.unwrap();
     let runner = {
         let mgr = mgr.clone();
         tokio::spawn(async move { mgr.execute_upgrade(bid(), request("u1", &[&["g1", "g3"]]), None).await })
@@ -233,7 +233,7 @@ async fn a_crash_between_phases_is_rolled_back_on_recovery() {
     mgr.shutdown().await.unwrap();
     drop(mgr);
     let again = ManagerBuilder::new().journal_arc(j.clone()).open().await.unwrap();
-    assert_eq!(again.recovery_report().upgrades_rolled_back, vec![format!("{}/u1", bid())]);
+    assert_eq!(again.recovery_report().upgrades_rolled_back, vec![(bid(), UpgradeId::new("u1").unwrap())]);
     let snap = again.upgrade_snapshot(&bid()).unwrap();
     assert!(snap.in_flight.is_none());
     assert_eq!((snap.epoch, &snap.active_members), (before.epoch, &before.active_members));
@@ -245,17 +245,17 @@ async fn a_crash_between_phases_is_rolled_back_on_recovery() {
     again.shutdown().await.unwrap();
     let third = ManagerBuilder::new().journal_arc(j).open().await.unwrap();
     assert!(third.recovery_report().upgrades_rolled_back.is_empty());
-    third.with_state(|st| assert_eq!(st.upgrades().export(&bid()), Some(snap.clone())));
+    assert_eq!(third.state_snapshot().upgrades().export(&bid()), Some(snap.clone()));
 }
 
 #[tokio::test]
 async fn exported_snapshots_restore_and_tampered_ones_are_refused() {
     let mgr = manager(Arc::new(MemoryJournal::new()), None).await;
-    mgr.seed_membership(bid(), members(&["g1", "g2"]), false).await.unwrap();
+    mgr.seed_membership(bid(), members(&["g1", "g2"]), OnHistory::Refuse).await.unwrap();
     mgr.execute_upgrade(bid(), request("u1", &[&["g1", "g3"]]), None).await.unwrap();
     let snap = mgr.upgrade_snapshot(&bid()).unwrap();
     let other = manager(Arc::new(MemoryJournal::new()), None).await;
-    other.restore_upgrade_snapshot(bid(), snap.clone(), false).await.unwrap();
+    other.restore_upgrade_snapshot(bid(), snap.clone(), OnHistory::Refuse).await.unwrap();
     assert_eq!(other.upgrade_snapshot(&bid()), Some(snap.clone()));
     // Continuing on the restored copy equals continuing on the original.
     for x in [&mgr, &other] {
@@ -266,7 +266,7 @@ async fn exported_snapshots_restore_and_tampered_ones_are_refused() {
     tampered.epoch += 5;
     let fresh = manager(Arc::new(MemoryJournal::new()), None).await;
     assert!(matches!(
-        fresh.restore_upgrade_snapshot(bid(), tampered, false).await,
+        fresh.restore_upgrade_snapshot(bid(), tampered, OnHistory::Refuse).await,
         Err(ManagerError::Upgrade(UpgradeError::InvalidSnapshot { .. }))
     ));
 }

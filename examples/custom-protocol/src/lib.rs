@@ -1,9 +1,9 @@
 //! # custom-protocol
 //!
 //! An example of a crate outside `reconf-manifests` that declares its own protocol: it adds a
-//! [`CompositionManifest`] to [`COMPOSITION_MANIFESTS`] through the same `linkme` slice the
-//! generated manifests use, so the registry (and a runtime that registers its bundles) sees
-//! it next to the shipped ones without any hand-written list.
+//! [`CompositionManifest`] to [`static@COMPOSITION_MANIFESTS`] through the same `linkme`
+//! slice the generated manifests use, so the registry (and a runtime that registers its
+//! bundles) sees it next to the shipped ones without any hand-written list.
 //!
 //! It only declares data; it must not do I/O or depend on the runtime. The manifest mirrors
 //! `protocols/firmware_update.choreo`, which its tests check with the same spec parser.

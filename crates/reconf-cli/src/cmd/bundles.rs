@@ -21,17 +21,17 @@ struct Bundle {
 
 pub(crate) async fn run(dir: &Path, json: bool) -> Result<(), CliError> {
     let bundles = data::with_manager(dir, Access::Inspect, async |m| {
-        Ok(m.with_state(|s| {
-            s.bundles()
-                .map(|b| Bundle {
-                    id: b.id.to_string(),
-                    protocols: b.protocol_ids.clone(),
-                    exports: b.exports.iter().cloned().collect(),
-                    imports: b.imports.iter().cloned().collect(),
-                    linked_from: s.links().get(&b.id).map(|l| [l.left.to_string(), l.right.to_string()]),
-                })
-                .collect::<Vec<_>>()
-        }))
+        let links: std::collections::BTreeMap<_, _> = m.links().into_iter().collect();
+        Ok(m.bundles()
+            .into_iter()
+            .map(|b| Bundle {
+                linked_from: links.get(&b.id).map(|l| [l.left.to_string(), l.right.to_string()]),
+                id: b.id.to_string(),
+                protocols: b.protocol_ids,
+                exports: b.exports.into_iter().collect(),
+                imports: b.imports.into_iter().collect(),
+            })
+            .collect::<Vec<_>>())
     })
     .await?;
     if json {

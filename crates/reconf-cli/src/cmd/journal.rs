@@ -3,8 +3,8 @@
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use reconf_effects::JournalEffects;
-use reconf_store_rocksdb::RocksJournal;
+use reconf_runtime::JournalEffects;
+use reconf_runtime::RocksJournal;
 
 use crate::cli::DumpArgs;
 use crate::data::{self, Access};

@@ -10,6 +10,8 @@ mod status;
 mod upgrade;
 mod verify;
 
+use clap::CommandFactory;
+
 use crate::cli::{Cli, Command, JournalCommand};
 use crate::error::CliError;
 
@@ -26,5 +28,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Upgrade(args) => upgrade::run(dir, args).await,
         Command::Verify => verify::run(dir).await,
         Command::Journal(JournalCommand::Dump(args)) => journal::dump(dir, args).await,
+        Command::Completions(args) => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(args.shell, &mut Cli::command(), "reconf", &mut out);
+            Ok(())
+        }
     }
 }

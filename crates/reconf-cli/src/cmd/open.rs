@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use reconf_core::SessionId;
+use reconf_runtime::SessionId;
 
 use crate::cli::OpenArgs;
 use crate::data::{self, Access};

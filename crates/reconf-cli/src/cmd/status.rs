@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use reconf_core::FootprintSummary;
+use reconf_runtime::FootprintSummary;
 use serde::Serialize;
 
 use crate::data::{self, Access};
@@ -55,7 +55,7 @@ struct Coherence {
     violations: usize,
 }
 
-fn authority(id: reconf_core::AuthorityId, s: FootprintSummary) -> Authority {
+fn authority(id: reconf_runtime::AuthorityId, s: FootprintSummary) -> Authority {
     Authority {
         id: id.to_string(),
         native: s.native,
@@ -69,7 +69,7 @@ pub(crate) async fn run(dir: &Path, json: bool) -> Result<(), CliError> {
         let stats = m.stats().state;
         let recovery = m.recovery_report();
         let mut authorities: Vec<Authority> =
-            m.with_state(|s| s.authorities().map(|a| authority(a, s.footprint_summary(&a))).collect());
+            m.authority_summaries().into_iter().map(|(a, s)| authority(a, s)).collect();
         // Busiest first; ties in id order, so the listing is stable.
         authorities.sort_by(|a, b| {
             (b.native + b.delegated_in).cmp(&(a.native + a.delegated_in)).then_with(|| a.id.cmp(&b.id))

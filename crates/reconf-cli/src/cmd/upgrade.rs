@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use reconf_core::upgrade::{Member, RuntimeUpgradeRequest, UpgradeSnapshot};
+use reconf_runtime::upgrade::{Member, RuntimeUpgradeRequest, UpgradeSnapshot};
+use reconf_runtime::OnHistory;
 
 use crate::cli::UpgradeArgs;
 use crate::data::{self, Access};
@@ -37,7 +38,8 @@ pub(crate) async fn run(dir: &Path, args: UpgradeArgs) -> Result<(), CliError> {
     let (force, expected_epoch) = (args.force, args.expected_epoch);
     let snapshot: UpgradeSnapshot = data::with_manager(dir, Access::Create, async |m| {
         if let Some(members) = seed.clone() {
-            return Ok(m.seed_membership(bundle.clone(), members, force).await?);
+            let on_history = if force { OnHistory::Replace } else { OnHistory::Refuse };
+            return Ok(m.seed_membership(bundle.clone(), members, on_history).await?);
         }
         if let Some(r) = request.clone() {
             let x = m.execute_upgrade(bundle.clone(), r, expected_epoch).await?;

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use reconf_core::{CoherenceReport, State};
-use reconf_store_rocksdb::{RocksJournal, VerifyReport};
+use reconf_runtime::{CoherenceReport, State};
+use reconf_runtime::{RocksJournal, VerifyReport};
 
 use crate::data::{self, Access};
 use crate::error::CliError;

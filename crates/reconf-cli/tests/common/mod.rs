@@ -94,7 +94,9 @@ impl Reconf {
 /// back through plain RocksDB so that RocksDB's own checksums stay valid: only the
 /// journal's frame checksum can notice. The journal must be closed.
 pub fn corrupt_record(dir: &Path, sequence: u64) {
-    use reconf_store_rocksdb::layout::{META_CF, RECORDS_CF, RECORD_HEADER_LEN, SNAPSHOTS_CF};
+    use reconf_runtime::crates::store_rocksdb::layout::{
+        META_CF, RECORDS_CF, RECORD_HEADER_LEN, SNAPSHOTS_CF,
+    };
     let db =
         rocksdb::DB::open_cf(&rocksdb::Options::default(), dir, [RECORDS_CF, META_CF, SNAPSHOTS_CF]).unwrap();
     let cf = db.cf_handle(RECORDS_CF).unwrap();

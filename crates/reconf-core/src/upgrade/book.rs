@@ -71,6 +71,15 @@ fn cutover_events(
     Some(events)
 }
 
+/// What seeding or restoring does to a bundle that already has membership history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnHistory {
+    /// Refuse with [`UpgradeError::HistoryExists`].
+    Refuse,
+    /// Replace it (recorded as forced).
+    Replace,
+}
+
 /// Every bundle's upgrade state: membership, epoch, history, executions.
 ///
 /// Deterministic and sans-I/O: the `check_*` methods never mutate and return the facts to
@@ -166,12 +175,13 @@ impl UpgradeBook {
     }
 
     /// Checks seeding `bundle` with `members`. Refused for an empty set, while an upgrade
-    /// is in flight, and over existing history unless `force`.
+    /// is in flight, and over existing history unless `on_history` is
+    /// [`OnHistory::Replace`].
     pub fn check_seed(
         &self,
         bundle: &BundleId,
         members: impl IntoIterator<Item = Member>,
-        force: bool,
+        on_history: OnHistory,
     ) -> Result<UpgradeFact, UpgradeError> {
         let members: BTreeSet<Member> = members.into_iter().collect();
         if members.is_empty() {
@@ -186,7 +196,7 @@ impl UpgradeBook {
                 });
             }
             if !entry.snap.history.is_empty() {
-                if !force {
+                if on_history == OnHistory::Refuse {
                     return Err(UpgradeError::HistoryExists {
                         bundle: bundle.clone(),
                         epoch: entry.snap.epoch,
@@ -207,7 +217,7 @@ impl UpgradeBook {
     /// recorded for a different request) — before the epoch check, so a retry after
     /// success is answered; no other upgrade is in flight; the bundle is seeded; the
     /// bundle is at `expected_epoch`, if given; then the plan rules of
-    /// [`validate`](super::validate).
+    /// [`validate`].
     pub fn check_begin(
         &self,
         bundle: &BundleId,
@@ -401,12 +411,12 @@ impl UpgradeBook {
 
     /// Checks replacing a bundle's upgrade state with `snapshot` through the journal: the
     /// snapshot must validate; it is refused while an upgrade is in flight, and over
-    /// existing history unless `force`.
+    /// existing history unless `on_history` is [`OnHistory::Replace`].
     pub fn check_restore(
         &self,
         bundle: &BundleId,
         snapshot: UpgradeSnapshot,
-        force: bool,
+        on_history: OnHistory,
     ) -> Result<UpgradeFact, UpgradeError> {
         snapshot
             .validate()
@@ -418,7 +428,7 @@ impl UpgradeBook {
                     in_flight: x.upgrade_id.clone(),
                 });
             }
-            if !force && !entry.snap.history.is_empty() {
+            if on_history == OnHistory::Refuse && !entry.snap.history.is_empty() {
                 return Err(UpgradeError::HistoryExists {
                     bundle: bundle.clone(),
                     epoch: entry.snap.epoch,

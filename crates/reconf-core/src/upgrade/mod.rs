@@ -36,7 +36,7 @@
 //!     book.apply(&fact)
 //! };
 //!
-//! let seed = book.check_seed(&bundle, [m("alice"), m("bob")], false).unwrap();
+//! let seed = book.check_seed(&bundle, [m("alice"), m("bob")], OnHistory::Refuse).unwrap();
 //! write(&mut book, seed);
 //! assert_eq!(book.epoch(&bundle), 1);
 //!
@@ -95,7 +95,7 @@ mod snapshot;
 mod types;
 mod validation;
 
-pub use book::UpgradeBook;
+pub use book::{OnHistory, UpgradeBook};
 pub use error::{NameError, PlacementError, SnapshotViolation, UpgradeError, ValidationError};
 pub use names::{Member, ObligationId, PlanId, PublicationId, StepId, UpgradeId};
 pub use placement::{validate_placements, Placement, PlacementObservation};

@@ -20,7 +20,7 @@ use super::types::{PendingEffectTreatment, PhaseArtifact, PublicationContinuity}
 /// 6. every step has a non-empty member set;
 /// 7. step ids are unique;
 /// 8. every step's placement observations are valid (see
-///    [`validate_placements`](super::validate_placements)), steps in order.
+///    [`validate_placements`]), steps in order.
 ///
 /// Within a rule, steps are taken in plan order and ids in sorted order.
 pub fn validate(artifact: &PhaseArtifact, active: &BTreeSet<Member>) -> Result<(), ValidationError> {

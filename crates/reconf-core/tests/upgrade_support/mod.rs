@@ -69,7 +69,11 @@ impl Harness {
     }
 
     pub fn seed(&mut self, b: &BundleId, members: &[&str], force: bool) -> Result<(), UpgradeError> {
-        let fact = self.book.check_seed(b, members.iter().map(|s| m(s)), force)?;
+        let fact = self.book.check_seed(
+            b,
+            members.iter().map(|s| m(s)),
+            if force { OnHistory::Replace } else { OnHistory::Refuse },
+        )?;
         self.write(fact);
         Ok(())
     }

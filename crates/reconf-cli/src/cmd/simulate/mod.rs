@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reconf_core::{AuthorityId, BundleId, SessionId};
+use reconf_runtime::{AuthorityId, BundleId, SessionId};
 use reconf_runtime::{ReconfigurationManager, DEFAULT_MAILBOX_CAPACITY};
 use tokio::task::JoinSet;
 
@@ -37,6 +37,14 @@ const MAX_CONCURRENCY: usize = 65_536;
 
 pub(crate) async fn run(dir: &Path, args: SimulateArgs) -> Result<(), CliError> {
     validate(&args)?;
+    if let Some(addr) = args.metrics_listen {
+        // Spawned on this runtime; it serves until the process exits.
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|e| CliError::MetricsListen { addr, reason: e.to_string() })?;
+        crate::output::note!("metrics on http://{addr}/metrics");
+    }
     let started = Instant::now();
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
     let mailbox = args.concurrency.min(args.sessions.max(1)).max(DEFAULT_MAILBOX_CAPACITY);
@@ -90,7 +98,7 @@ fn validate(a: &SimulateArgs) -> Result<(), CliError> {
 /// The shipped bundles the sessions run (the manager registers the linked manifests when
 /// it opens), or, in a binary without manifests, whatever bundles the journal holds.
 fn bundles(manager: &ReconfigurationManager) -> Result<Vec<BundleId>, CliError> {
-    let mut ids: Vec<BundleId> = reconf_manifests::registered_bundles()?
+    let mut ids: Vec<BundleId> = reconf_runtime::linked_bundles()?
         .into_iter()
         .map(|b| b.id)
         .filter(|id| manager.bundle(id).is_some())

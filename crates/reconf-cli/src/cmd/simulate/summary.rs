@@ -1,6 +1,6 @@
 //! The end-of-run summary, as text or one JSON object.
 
-use reconf_core::CoherenceReport;
+use reconf_runtime::CoherenceReport;
 use reconf_runtime::ManagerStats;
 use serde::Serialize;
 

@@ -8,10 +8,10 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::Rng;
-use reconf_core::{
-    AuthorityId, BundleId, CapabilityScope, CommandError, LinkBoundary, OwnerLabel, SessionId,
+use reconf_runtime::{
+    AuthorityId, BundleId, CapabilityScope, CommandError, DelegationOutcome, DelegationRequest, LinkBoundary,
+    ManagerError, OwnerLabel, ReconfigurationManager, SessionId,
 };
-use reconf_runtime::{DelegationOutcome, DelegationRequest, ManagerError, ReconfigurationManager};
 
 /// Unexpected outcomes kept verbatim per caller, for the summary.
 const EXAMPLES: usize = 3;
@@ -36,13 +36,18 @@ impl Invalid {
     fn expected(self, e: &ManagerError) -> bool {
         match self {
             Self::WrongHolder => {
-                matches!(e, ManagerError::DelegateSession(CommandError::NotActiveHolder { .. }))
+                matches!(e, ManagerError::Rejected(CommandError::NotActiveHolder { .. }))
             }
             Self::SelfDelegation => {
-                matches!(e, ManagerError::DelegateSession(CommandError::SelfDelegation { .. }))
+                matches!(e, ManagerError::Rejected(CommandError::SelfDelegation { .. }))
             }
-            Self::UnknownBundle => matches!(e, ManagerError::BundleNotRegistered { .. }),
-            Self::BadBoundary => matches!(e, ManagerError::InvalidLinkBoundary(_)),
+            Self::UnknownBundle => matches!(e, ManagerError::Rejected(CommandError::UnknownBundle { .. })),
+            Self::BadBoundary => matches!(
+                e,
+                ManagerError::Rejected(
+                    CommandError::BoundaryBundleMismatch { .. } | CommandError::BoundaryScopeMismatch { .. }
+                )
+            ),
         }
     }
 
@@ -135,7 +140,8 @@ fn other_than(rng: &mut StdRng, authorities: &[AuthorityId], not: AuthorityId) -
 }
 
 fn owner_label(authority: AuthorityId) -> Option<OwnerLabel> {
-    OwnerLabel::new(format!("owner-{}", authority.short()))
+    // A label made from an id is never blank; `None` would be reported as unexpected.
+    OwnerLabel::new(format!("owner-{}", authority.short())).ok()
 }
 
 /// Sends `count` delegation requests over the caller's sessions.
@@ -168,8 +174,8 @@ fn check_outcome(o: &DelegationOutcome, req: &DelegationRequest) -> Result<(), S
             r.to.short()
         ));
     }
-    if o.witness.coherence != reconf_runtime::CheckedCoherence::Coherent {
-        return Err(format!("session {}: witness reports {:?}", r.session, o.witness.coherence));
+    if o.witness.boundary.bundle != req.bundle {
+        return Err(format!("session {}: witness names bundle {}", r.session, o.witness.boundary.bundle));
     }
     Ok(())
 }

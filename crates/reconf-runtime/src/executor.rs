@@ -8,81 +8,21 @@
 
 use std::collections::BTreeSet;
 
-use async_trait::async_trait;
+pub use reconf_core::upgrade::OnHistory;
 use reconf_core::upgrade::{
-    Begin, Member, MembershipCause, MembershipEvent, RollbackCause, RuntimeUpgradeRequest, StepId,
-    UpgradeError, UpgradeExecution, UpgradeFact, UpgradeId, UpgradePhase, UpgradeSnapshot,
+    Begin, Member, MembershipCause, RollbackCause, RuntimeUpgradeRequest, UpgradeError, UpgradeExecution,
+    UpgradeFact, UpgradePhase, UpgradeSnapshot,
 };
-use reconf_core::{BundleId, Change, Fact};
-use reconf_effects::{ExpectedHead, JournalEffects};
+use reconf_core::{BundleId, Change, CommandError, Fact};
 
-use crate::actor::{Actor, Envelope, Op, Reply};
+use crate::actor::Actor;
+use crate::commit::{self, Failure};
 use crate::error::ManagerError;
 use crate::events;
+use crate::mailbox::{Message, UpgradeCommand, UpgradeReply};
 use crate::manager::ReconfigurationManager;
 use crate::request::{DelegationOutcome, DelegationRequest};
 use crate::shared::{read, write, Shared};
-
-/// The embedding runtime's work for one cutover step (stop old members, start new ones,
-/// move traffic). Returning an error rolls the whole upgrade back.
-#[async_trait]
-pub trait UpgradeStepHook: Send + Sync {
-    /// Performs step `step` of `upgrade` on `bundle`, moving membership as `event` says.
-    async fn run_step(
-        &self,
-        bundle: &BundleId,
-        upgrade: &UpgradeId,
-        step: &StepId,
-        event: &MembershipEvent,
-    ) -> Result<(), String>;
-}
-
-#[async_trait]
-impl<T: UpgradeStepHook + ?Sized> UpgradeStepHook for std::sync::Arc<T> {
-    async fn run_step(
-        &self,
-        bundle: &BundleId,
-        upgrade: &UpgradeId,
-        step: &StepId,
-        event: &MembershipEvent,
-    ) -> Result<(), String> {
-        (**self).run_step(bundle, upgrade, step, event).await
-    }
-}
-
-/// The hook used when none is given: the cutover needs no outside work, every step
-/// succeeds.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoStepWork;
-
-#[async_trait]
-impl UpgradeStepHook for NoStepWork {
-    async fn run_step(
-        &self,
-        _: &BundleId,
-        _: &UpgradeId,
-        _: &StepId,
-        _: &MembershipEvent,
-    ) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-pub(crate) enum UpgradeOp {
-    Seed { bundle: BundleId, members: BTreeSet<Member>, force: bool },
-    Begin { bundle: BundleId, request: Box<RuntimeUpgradeRequest>, expected_epoch: Option<u64> },
-    Admit { bundle: BundleId, upgrade: UpgradeId },
-    Commit { bundle: BundleId, upgrade: UpgradeId },
-    Rollback { bundle: BundleId, upgrade: UpgradeId, cause: RollbackCause },
-    Restore { bundle: BundleId, snapshot: Box<UpgradeSnapshot>, force: bool },
-}
-
-#[derive(Debug)]
-pub(crate) enum UpgradeReply {
-    Written,
-    Recorded(Box<UpgradeExecution>),
-    Invalid(UpgradeError),
-}
 
 fn phase_event(fact: &UpgradeFact) {
     if let Some(a) = fact.artifact() {
@@ -101,60 +41,55 @@ fn phase_event(fact: &UpgradeFact) {
     }
 }
 
-/// Journals one upgrade fact expecting the current head, then applies it.
-async fn write_one(
-    shared: &Shared,
-    journal: &dyn JournalEffects,
-    fact: UpgradeFact,
-) -> Result<(), ManagerError> {
-    let head = read(&shared.state).head();
-    let f = Fact::new(Change::Upgrade(fact));
-    let committed = journal
-        .commit(vec![f.clone()], ExpectedHead::from_head((head > 0).then_some(head)))
-        .await
-        .map_err(|source| ManagerError::Persist { operation: "upgrade phase", source })?;
-    Shared::bump(&shared.commits, 1);
-    Shared::bump(&shared.facts, 1);
-    write(&shared.state).apply(committed.first, &f);
-    if let Change::Upgrade(u) = &f.change {
-        phase_event(u);
-    }
-    Ok(())
-}
-
 impl Actor {
-    /// Runs the upgrade commands of a batch one by one (each phase its own commit) and
-    /// returns the other commands.
-    pub(crate) async fn process_upgrades(&mut self, batch: Vec<Envelope>) -> Vec<Envelope> {
-        let mut rest = Vec::with_capacity(batch.len());
-        for env in batch {
-            match env.op {
-                Op::Upgrade(op) => {
-                    let result = self.upgrade(op).await;
-                    if result.is_err() {
-                        Shared::bump(&self.shared.rejected, 1);
-                    }
-                    let _ = env.reply.send(result.map(Reply::Upgrade));
+    /// Journals one upgrade phase through the one commit path, then applies it. A conflict
+    /// catches up first (the phase was checked against a state another writer changed, so
+    /// it is refused rather than retried blindly).
+    async fn write_phase(&self, fact: UpgradeFact) -> Result<(), ManagerError> {
+        let head = read(&self.shared.state).head();
+        let facts = [Fact::new(Change::Upgrade(fact))];
+        let persist = |source| ManagerError::Persist { operation: "upgrade phase", source };
+        match commit::commit(self.journal.as_ref(), head, &facts).await {
+            Ok(first) => {
+                Shared::bump(&self.shared.commits, 1);
+                Shared::bump(&self.shared.facts, 1);
+                write(&self.shared.state).apply_batch(first, &facts);
+                if let Change::Upgrade(u) = &facts[0].change {
+                    phase_event(u);
                 }
-                op => rest.push(Envelope { op, reply: env.reply }),
+                Ok(())
+            }
+            Err(failure) => {
+                Shared::bump(&self.shared.failed_batches, 1);
+                if let Err(e) = self.catch_up().await {
+                    tracing::error!(name: events::BATCH_FAILED, error = %e, "catch-up after a failed upgrade phase failed");
+                }
+                Err(persist(match failure {
+                    Failure::Failed(e) => e,
+                    Failure::Conflict { actual } => reconf_effects::JournalError::Conflict {
+                        expected: reconf_effects::ExpectedHead::after(head),
+                        actual,
+                    },
+                }))
             }
         }
-        rest
     }
 
-    async fn upgrade(&mut self, op: UpgradeOp) -> Result<UpgradeReply, ManagerError> {
+    /// Checks an upgrade step against the applied state and writes its phases, each its
+    /// own commit, applied before the next is written.
+    pub(crate) async fn upgrade(&self, command: UpgradeCommand) -> Result<UpgradeReply, ManagerError> {
         let mut invalid = None;
         let facts: Vec<UpgradeFact> = {
             let state = read(&self.shared.state);
             let book = state.upgrades();
-            match op {
-                UpgradeOp::Seed { bundle, members, force } => {
+            match command {
+                UpgradeCommand::Seed { bundle, members, on_history } => {
                     if state.bundle(&bundle).is_none() {
-                        return Err(ManagerError::BundleNotRegistered { bundle });
+                        return Err(ManagerError::Rejected(CommandError::UnknownBundle { bundle }));
                     }
-                    vec![book.check_seed(&bundle, members, force).map_err(ManagerError::Upgrade)?]
+                    vec![book.check_seed(&bundle, members, on_history).map_err(ManagerError::Upgrade)?]
                 }
-                UpgradeOp::Begin { bundle, request, expected_epoch } => {
+                UpgradeCommand::Begin { bundle, request, expected_epoch } => {
                     match book
                         .check_begin(&bundle, &request, expected_epoch)
                         .map_err(ManagerError::Upgrade)?
@@ -167,46 +102,43 @@ impl Actor {
                         }
                     }
                 }
-                UpgradeOp::Admit { bundle, upgrade } => {
+                UpgradeCommand::Admit { bundle, upgrade } => {
                     vec![book.check_admit(&bundle, &upgrade).map_err(ManagerError::Upgrade)?]
                 }
-                UpgradeOp::Commit { bundle, upgrade } => {
+                UpgradeCommand::Commit { bundle, upgrade } => {
                     vec![book.check_commit(&bundle, &upgrade).map_err(ManagerError::Upgrade)?]
                 }
-                UpgradeOp::Rollback { bundle, upgrade, cause } => {
+                UpgradeCommand::Rollback { bundle, upgrade, cause } => {
                     vec![book.check_rollback(&bundle, &upgrade, cause).map_err(ManagerError::Upgrade)?]
                 }
-                UpgradeOp::Restore { bundle, snapshot, force } => {
-                    vec![book.check_restore(&bundle, *snapshot, force).map_err(ManagerError::Upgrade)?]
+                UpgradeCommand::Restore { bundle, snapshot, on_history } => {
+                    vec![book.check_restore(&bundle, *snapshot, on_history).map_err(ManagerError::Upgrade)?]
                 }
             }
         };
-        // One commit per phase: each is durable and visible before the next is written.
         for f in facts {
-            write_one(&self.shared, self.journal.as_ref(), f).await?;
+            self.write_phase(f).await?;
         }
         Ok(invalid.map_or(UpgradeReply::Written, UpgradeReply::Invalid))
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "upgrade-executor")))]
 impl ReconfigurationManager {
-    async fn upgrade_op(&self, op: UpgradeOp) -> Result<UpgradeReply, ManagerError> {
-        match self.call(Op::Upgrade(op)).await? {
-            Reply::Upgrade(r) => Ok(r),
-            other => Err(ManagerError::Config(format!("unexpected actor reply {other:?}"))),
-        }
+    async fn upgrade_op(&self, command: UpgradeCommand) -> Result<UpgradeReply, ManagerError> {
+        self.ask(|respond| Message::Upgrade { command, respond }).await
     }
 
     /// Seeds a bundle's membership (required before its first upgrade). Seeding a bundle
-    /// with history is refused unless `force`.
+    /// with history is refused unless `on_history` is [`OnHistory::Replace`].
     pub async fn seed_membership(
         &self,
         bundle: BundleId,
         members: impl IntoIterator<Item = Member>,
-        force: bool,
+        on_history: OnHistory,
     ) -> Result<UpgradeSnapshot, ManagerError> {
         let members: BTreeSet<Member> = members.into_iter().collect();
-        self.upgrade_op(UpgradeOp::Seed { bundle: bundle.clone(), members, force }).await?;
+        self.upgrade_op(UpgradeCommand::Seed { bundle: bundle.clone(), members, on_history }).await?;
         self.upgrade_snapshot(&bundle).ok_or(ManagerError::Upgrade(UpgradeError::NotSeeded { bundle }))
     }
 
@@ -216,14 +148,16 @@ impl ReconfigurationManager {
     }
 
     /// Restores an exported snapshot after validating it; a tampered snapshot is refused
-    /// with a typed error. Replacing a bundle that has history needs `force`.
+    /// with a typed error. Replacing a bundle that has history needs
+    /// [`OnHistory::Replace`].
     pub async fn restore_upgrade_snapshot(
         &self,
         bundle: BundleId,
         snapshot: UpgradeSnapshot,
-        force: bool,
+        on_history: OnHistory,
     ) -> Result<(), ManagerError> {
-        self.upgrade_op(UpgradeOp::Restore { bundle, snapshot: Box::new(snapshot), force }).await.map(|_| ())
+        let snapshot = Box::new(snapshot);
+        self.upgrade_op(UpgradeCommand::Restore { bundle, snapshot, on_history }).await.map(|_| ())
     }
 
     /// Executes a runtime upgrade of `bundle`: staged, admitted, each step through the
@@ -239,13 +173,14 @@ impl ReconfigurationManager {
     ) -> Result<UpgradeExecution, ManagerError> {
         self.gate("execute_upgrade")?;
         let upgrade = request.upgrade_id.clone();
-        let begin = UpgradeOp::Begin { bundle: bundle.clone(), request: Box::new(request), expected_epoch };
+        let begin =
+            UpgradeCommand::Begin { bundle: bundle.clone(), request: Box::new(request), expected_epoch };
         match self.upgrade_op(begin).await? {
             UpgradeReply::Recorded(x) => return Self::finished(&bundle, *x),
             UpgradeReply::Invalid(e) => return Err(ManagerError::Upgrade(e)),
             UpgradeReply::Written => {}
         }
-        self.upgrade_op(UpgradeOp::Admit { bundle: bundle.clone(), upgrade: upgrade.clone() }).await?;
+        self.upgrade_op(UpgradeCommand::Admit { bundle: bundle.clone(), upgrade: upgrade.clone() }).await?;
         let plan = read(&self.shared.state)
             .upgrades()
             .planned_cutover(&bundle, &upgrade)
@@ -253,14 +188,16 @@ impl ReconfigurationManager {
         let mut failure = None;
         for event in &plan {
             let MembershipCause::Step { step_id, .. } = &event.cause else { continue };
-            if let Err(message) = self.upgrade_hook.run_step(&bundle, &upgrade, step_id, event).await {
-                failure = Some(RollbackCause::StepFailed { step_id: step_id.clone(), message });
+            if let Err(e) = self.upgrade_hook.run_step(&bundle, &upgrade, step_id, event).await {
+                failure = Some(RollbackCause::StepFailed { step_id: step_id.clone(), message: e.message });
                 break;
             }
         }
         let last = match failure {
-            Some(cause) => UpgradeOp::Rollback { bundle: bundle.clone(), upgrade: upgrade.clone(), cause },
-            None => UpgradeOp::Commit { bundle: bundle.clone(), upgrade: upgrade.clone() },
+            Some(cause) => {
+                UpgradeCommand::Rollback { bundle: bundle.clone(), upgrade: upgrade.clone(), cause }
+            }
+            None => UpgradeCommand::Commit { bundle: bundle.clone(), upgrade: upgrade.clone() },
         };
         self.upgrade_op(last).await?;
         let x = read(&self.shared.state)
@@ -276,9 +213,9 @@ impl ReconfigurationManager {
             Some(UpgradePhase::CommittedCutover) => Ok(x),
             phase => Err(ManagerError::UpgradeNotCommitted {
                 bundle: bundle.clone(),
-                upgrade: x.upgrade_id.to_string(),
-                phase: phase.map_or_else(|| "in flight".to_owned(), |p| p.to_string()),
                 reason: x.reason().unwrap_or("").to_owned(),
+                upgrade: x.upgrade_id,
+                phase,
             }),
         }
     }
