@@ -71,24 +71,47 @@ enum Slot {
 #[derive(Debug)]
 pub struct Checker<'s> {
     state: &'s State,
-    sessions: FastMap<SessionId, Slot>,
-    bundles: BTreeMap<BundleId, ComposedBundle>,
-    new_authorities: FastMap<AuthorityId, ()>,
+    overlay: Overlay,
     // False for a lone `State::check`: nothing follows it, so recording its effect in the
     // overlay would only allocate.
     remember: bool,
 }
 
+/// What the commands checked so far would change, kept apart from the state so checking
+/// can pause and resume: a writer that pipelines its commits checks the next batch against
+/// the state *plus* the batch still being made durable, by resuming a checker with the
+/// overlay the previous one left ([`Checker::into_overlay`], [`State::resume_checker`]).
+///
+/// Sound as long as every fact behind the overlay is either still pending or already
+/// applied to the state it resumes over (an entry then says what the applied state says,
+/// or what a pending later fact makes of it). Drop it when a pending batch is abandoned.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    sessions: FastMap<SessionId, Slot>,
+    bundles: BTreeMap<BundleId, ComposedBundle>,
+    new_authorities: FastMap<AuthorityId, ()>,
+}
+
+impl Overlay {
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty() && self.bundles.is_empty() && self.new_authorities.is_empty()
+    }
+}
+
 impl State {
     /// A checker for a batch of commands against this state.
     pub fn checker(&self) -> Checker<'_> {
-        Checker {
-            state: self,
-            sessions: FastMap::default(),
-            bundles: BTreeMap::new(),
-            new_authorities: FastMap::default(),
-            remember: true,
-        }
+        self.resume_checker(Overlay::default())
+    }
+
+    /// A checker against this state plus what `overlay` says the commands checked before
+    /// (and not yet applied, or applied since) change.
+    pub fn resume_checker(&self, mut overlay: Overlay) -> Checker<'_> {
+        // Authorities interned since are the state's now; counting them twice would bring
+        // the authority limit closer than it is.
+        overlay.new_authorities.retain(|a, ()| self.authority_ix(a).is_none());
+        Checker { state: self, overlay, remember: true }
     }
 
     /// Checks one command at time `now_ms` (milliseconds since the Unix epoch; only a
@@ -112,28 +135,34 @@ impl State {
 }
 
 impl<'s> Checker<'s> {
+    /// What the commands checked so far change, to resume checking later (see
+    /// [`Overlay`]).
+    pub fn into_overlay(self) -> Overlay {
+        self.overlay
+    }
+
     // Every write to the overlay goes through these three, which skip it for a lone check.
 
     fn note(&mut self, session: SessionId, slot: Slot) {
         if self.remember {
-            self.sessions.insert(session, slot);
+            self.overlay.sessions.insert(session, slot);
         }
     }
 
     fn note_bundle(&mut self, bundle: &ComposedBundle) {
         if self.remember {
-            self.bundles.insert(bundle.id.clone(), bundle.clone());
+            self.overlay.bundles.insert(bundle.id.clone(), bundle.clone());
         }
     }
 
     fn note_authority(&mut self, authority: AuthorityId) {
         if self.remember {
-            self.new_authorities.insert(authority, ());
+            self.overlay.new_authorities.insert(authority, ());
         }
     }
 
     fn view(&self, session: &SessionId) -> Option<View> {
-        match self.sessions.get(session) {
+        match self.overlay.sessions.get(session) {
             Some(Slot::Open(v)) => Some(*v),
             Some(Slot::Closed(_)) => None,
             None => self.state.record(session).map(|r| View {
@@ -145,7 +174,7 @@ impl<'s> Checker<'s> {
     }
 
     fn last_generation(&self, session: &SessionId) -> Option<u64> {
-        match self.sessions.get(session) {
+        match self.overlay.sessions.get(session) {
             Some(Slot::Open(v)) => Some(v.generation),
             Some(Slot::Closed(g)) => Some(*g),
             None => self
@@ -157,7 +186,7 @@ impl<'s> Checker<'s> {
     }
 
     fn bundle(&self, id: &BundleId) -> Option<&ComposedBundle> {
-        self.bundles.get(id).or_else(|| self.state.bundle(id))
+        self.overlay.bundles.get(id).or_else(|| self.state.bundle(id))
     }
 
     fn require_bundle(&self, id: &BundleId) -> Result<&ComposedBundle, CommandError> {
@@ -165,10 +194,10 @@ impl<'s> Checker<'s> {
     }
 
     fn admit_authority(&mut self, a: &AuthorityId) -> Result<(), CommandError> {
-        if self.state.authority_ix(a).is_some() || self.new_authorities.contains_key(a) {
+        if self.state.authority_ix(a).is_some() || self.overlay.new_authorities.contains_key(a) {
             return Ok(());
         }
-        let total = (self.state.authority_count() + self.new_authorities.len()) as u64;
+        let total = (self.state.authority_count() + self.overlay.new_authorities.len()) as u64;
         if total >= MAX_AUTHORITIES {
             return Err(CommandError::TooManyAuthorities { max: MAX_AUTHORITIES });
         }

@@ -52,7 +52,7 @@ mod table;
 pub mod upgrade;
 
 pub use bundle::{ComposedBundle, Incompatibility, BUNDLE_SCHEMA_VERSION};
-pub use check::{Checker, HandoffError};
+pub use check::{Checker, HandoffError, Overlay};
 pub use coherence::{audit, CoherenceReport, Violation};
 pub use command::{Command, Delegation};
 pub use error::CommandError;

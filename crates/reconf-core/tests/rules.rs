@@ -358,3 +358,49 @@ fn a_generation_at_its_limit_refuses_to_advance_and_never_wraps() {
     snap.sessions[0].1.generation = MAX_GENERATION + 1;
     assert!(matches!(State::from_snapshot(snap), Err(SnapshotError::GenerationTooLarge { .. })));
 }
+
+#[test]
+fn a_resumed_checker_sees_what_the_paused_one_checked_applied_or_not() {
+    // A pipelining writer checks batch 1, pauses with its overlay while batch 1 is made
+    // durable, and checks batch 2 against it, before or after batch 1 is applied: the facts
+    // must be exactly those of one checker over both batches.
+    let mut state = State::new();
+    let x = bid("x");
+    let setup = [
+        Command::RegisterBundle(ComposedBundle::new(x.clone())),
+        Command::OpenSession { session: s(1), authority: a("a"), bundle: Some(x.clone()) },
+    ];
+    for (seq, c) in (1..).zip(&setup) {
+        let f = state.check(c, 0).unwrap();
+        state.apply(seq, &f);
+    }
+    let batch1 = [Command::Delegate(Delegation::new(s(1), a("a"), a("b"), x.clone()))];
+    let batch2 = [
+        Command::Delegate(Delegation::new(s(1), a("b"), a("c"), x.clone())),
+        Command::Delegate(Delegation::new(s(1), a("a"), a("d"), x.clone())),
+        Command::OpenSession { session: s(2), authority: a("new"), bundle: None },
+    ];
+    let together: Vec<_> = {
+        let mut c = state.checker();
+        batch1.iter().chain(&batch2).map(|cmd| c.check(cmd, 9)).collect()
+    };
+    assert!(together[2].is_err(), "`a` gave session 1 away in batch 1");
+
+    let paused = |state: &State| {
+        let mut c = state.checker();
+        let first: Vec<_> = batch1.iter().map(|cmd| c.check(cmd, 9)).collect();
+        (first, c.into_overlay())
+    };
+    let (first, overlay) = paused(&state);
+    assert!(!overlay.is_empty());
+    let mut applied = state.clone();
+    for (seq, f) in (3..).zip(&first) {
+        applied.apply(seq, f.as_ref().unwrap());
+    }
+    for (base, overlay) in [(&state, overlay), (&applied, paused(&state).1)] {
+        let mut resumed = base.resume_checker(overlay);
+        let mut all = first.clone();
+        all.extend(batch2.iter().map(|cmd| resumed.check(cmd, 9)));
+        assert_eq!(all, together);
+    }
+}

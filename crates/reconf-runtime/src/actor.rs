@@ -9,11 +9,13 @@
 //! head) catches up through [`replay`] and re-checks the batch; a failed commit answers
 //! every accepted command with [`ManagerError::Persist`] and applies nothing.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use reconf_core::{
     Checker, ComposedBundle, Delegation, DelegationFact, DelegationReceipt, Fact, LinkBoundary, LiveSessions,
-    OwnerLabel, SessionId, State,
+    Overlay, OwnerLabel, SessionId, State,
 };
 use reconf_effects::time::{PhysicalTimeEffects, TimeError};
 use reconf_effects::{JournalEffects, JournalError};
@@ -332,6 +334,46 @@ fn delegated(
     Ok(DelegationOutcome { receipt, witness })
 }
 
+/// Checked commands and the facts they write, in order.
+#[derive(Default)]
+struct Batch {
+    checked: Vec<Checked>,
+    facts: Vec<Fact>,
+}
+
+type CommitFuture = Pin<Box<dyn Future<Output = Result<u64, Failure>> + Send>>;
+
+/// A batch whose commit is being made durable.
+struct InFlight {
+    batch: Batch,
+    /// The head it was committed after.
+    head: u64,
+    /// Conflicts it has met so far.
+    attempt: usize,
+    commit: CommitFuture,
+}
+
+/// The actor's pipeline: at most one commit in flight, and the batch checked behind it.
+#[derive(Default)]
+struct Pipe {
+    in_flight: Option<InFlight>,
+    pending: Batch,
+    /// What the in-flight and pending batches change, for checking the next commands.
+    overlay: Overlay,
+    /// Conflicts met by the commands now pending (carried into their commit).
+    attempt: usize,
+}
+
+impl Pipe {
+    /// With nothing pending or in flight every checked change is applied: the overlay
+    /// has nothing left to say.
+    fn reset_if_idle(&mut self) {
+        if self.in_flight.is_none() && self.pending.checked.is_empty() {
+            self.overlay = Overlay::default();
+        }
+    }
+}
+
 pub(crate) struct Actor {
     pub(crate) shared: Arc<Shared>,
     pub(crate) journal: Arc<dyn JournalEffects>,
@@ -342,52 +384,230 @@ pub(crate) struct Actor {
 }
 
 impl Actor {
+    /// The actor's loop, a two-stage pipeline: while one batch's commit is being made
+    /// durable ([`InFlight`]), the commands that arrive are checked against the state as
+    /// that batch will leave it (the checker's [`Overlay`] carries over) and wait in
+    /// [`Pending`]; the moment the commit lands, its batch is applied and answered and the
+    /// pending batch's commit starts. Nothing is applied or answered before it is durable;
+    /// a commit that fails or conflicts sends the pending batch back to be checked again.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
-        while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            Self::drain(&mut rx, &mut batch);
-            if batch.len() < MAX_BATCH {
-                // Callers just answered by the previous batch are runnable but have not sent
-                // yet: one yield lets them, so their commands share this batch's journal
-                // commit instead of each waking the actor (and the disk) on its own.
-                tokio::task::yield_now().await;
-                Self::drain(&mut rx, &mut batch);
-            }
-            Shared::bump(&self.shared.batches, 1);
-            telemetry::batch(batch.len());
-            let mut commands = Vec::with_capacity(batch.len());
-            let mut stop = Vec::new();
-            for message in batch {
-                match message {
-                    Message::Command(c) => commands.push(c),
-                    Message::Attach { session, owner, boundary, respond } => {
-                        let result = self.attach(session, owner, boundary);
-                        self.count(false, false, result.as_ref().map(|_| ()));
-                        answer(respond, result);
+        let mut pipe = Pipe::default();
+        loop {
+            let batch = match pipe.in_flight.as_mut() {
+                None => {
+                    let Some(first) = rx.recv().await else { break };
+                    let mut batch = vec![first];
+                    Self::drain(&mut rx, &mut batch);
+                    if batch.len() < MAX_BATCH {
+                        // Callers just answered by the previous batch are runnable but have
+                        // not sent yet: one yield lets them, so their commands share this
+                        // batch's journal commit instead of each waking the actor (and the
+                        // disk) on its own.
+                        tokio::task::yield_now().await;
+                        Self::drain(&mut rx, &mut batch);
                     }
-                    #[cfg(feature = "upgrade-executor")]
-                    Message::Upgrade { command, respond } => {
-                        let result = self.upgrade(command).await;
-                        self.count(false, false, result.as_ref().map(|_| ()));
-                        answer(respond, result);
+                    batch
+                }
+                Some(flight) => {
+                    let room = pipe.pending.checked.len() < MAX_BATCH;
+                    tokio::select! {
+                        biased;
+                        landed = &mut flight.commit => {
+                            self.land(&mut pipe, landed).await;
+                            continue;
+                        }
+                        first = rx.recv(), if room => match first {
+                            Some(first) => {
+                                let mut batch = vec![first];
+                                Self::drain(&mut rx, &mut batch);
+                                batch
+                            }
+                            None => break,
+                        },
                     }
-                    Message::Shutdown { respond } => stop.push(respond),
                 }
-            }
-            if !commands.is_empty() {
-                self.process(commands).await;
-            }
-            if !stop.is_empty() {
-                // Close the journal before answering, so a caller that reopens the same
-                // store after `shutdown` returns finds it free.
-                self.finish_snapshot().await;
-                drop(self);
-                for respond in stop {
-                    let _ = respond.send(());
-                }
+            };
+            if !self.take(&mut pipe, batch).await {
                 return;
             }
         }
+        // Every handle is gone: finish what was accepted, then stop.
+        self.flush(&mut pipe).await;
+        self.finish_snapshot().await;
+    }
+
+    /// Takes one batch of messages: commands are checked into the pending batch (and
+    /// committed at once when nothing is in flight); the others wait for the pipeline to
+    /// drain where they must. Returns false once the actor has stopped.
+    async fn take(&mut self, pipe: &mut Pipe, batch: Vec<Message>) -> bool {
+        Shared::bump(&self.shared.batches, 1);
+        telemetry::batch(batch.len());
+        let mut commands = Vec::with_capacity(batch.len());
+        let mut stop = Vec::new();
+        for message in batch {
+            match message {
+                Message::Command(c) => commands.push(c),
+                // Against the applied state: a change still in flight linearizes after it
+                // (a delegation that lands detaches the owner, as it would have anyway).
+                Message::Attach { session, owner, boundary, respond } => {
+                    let result = self.attach(session, owner, boundary);
+                    self.count(false, false, result.as_ref().map(|_| ()));
+                    answer(respond, result);
+                }
+                #[cfg(feature = "upgrade-executor")]
+                Message::Upgrade { command, respond } => {
+                    // An upgrade phase is its own commit after everything accepted before.
+                    self.check_into(pipe, std::mem::take(&mut commands)).await;
+                    self.flush(pipe).await;
+                    let result = self.upgrade(command).await;
+                    self.count(false, false, result.as_ref().map(|_| ()));
+                    answer(respond, result);
+                }
+                Message::Shutdown { respond } => stop.push(respond),
+            }
+        }
+        self.check_into(pipe, commands).await;
+        if pipe.in_flight.is_none() {
+            self.launch(pipe);
+        }
+        if stop.is_empty() {
+            return true;
+        }
+        // Close the journal before answering, so a caller that reopens the same store after
+        // `shutdown` returns finds it free.
+        self.flush(pipe).await;
+        self.finish_snapshot().await;
+        for respond in stop {
+            let _ = respond.send(());
+        }
+        false
+    }
+
+    /// Checks `commands` into the pending batch, against the state plus what is pending or
+    /// in flight.
+    async fn check_into(&self, pipe: &mut Pipe, commands: Vec<Command>) {
+        if commands.is_empty() {
+            return;
+        }
+        let now = if commands.iter().any(Command::needs_time) {
+            Some(self.clock.physical_time().await.map(|t| t.ms))
+        } else {
+            None
+        };
+        let state = read(&self.shared.state);
+        // Fetch every record the batch names before checking any, so their cache misses
+        // overlap.
+        state.prefetch_sessions(commands.iter().filter_map(Command::session));
+        let mut live = write(&self.shared.live);
+        let overlay = std::mem::take(&mut pipe.overlay);
+        let mut cx = CheckCx { checker: state.resume_checker(overlay), live: &mut live, now: now.as_ref() };
+        for command in commands {
+            let checked = command.check(&mut cx);
+            if let Some(fact) = checked.fact() {
+                pipe.pending.facts.push(fact);
+            }
+            pipe.pending.checked.push(checked);
+        }
+        pipe.overlay = cx.checker.into_overlay();
+    }
+
+    /// Starts the pending batch's commit (or answers it at once when it writes nothing).
+    fn launch(&self, pipe: &mut Pipe) {
+        let pending = std::mem::take(&mut pipe.pending);
+        if pending.checked.is_empty() {
+            return;
+        }
+        let head = read(&self.shared.state).head();
+        if pending.facts.is_empty() {
+            self.settle(pending.checked, head + 1);
+            pipe.reset_if_idle();
+            return;
+        }
+        let journal = Arc::clone(&self.journal);
+        let facts = pending.facts.clone();
+        let commit = Box::pin(async move { commit::commit(journal.as_ref(), head, &facts).await });
+        pipe.in_flight = Some(InFlight { batch: pending, head, attempt: pipe.attempt, commit });
+    }
+
+    /// Waits for the commit in flight and everything pending to land.
+    async fn flush(&mut self, pipe: &mut Pipe) {
+        if pipe.in_flight.is_none() {
+            self.launch(pipe);
+        }
+        while let Some(flight) = pipe.in_flight.as_mut() {
+            let landed = (&mut flight.commit).await;
+            self.land(pipe, landed).await;
+        }
+    }
+
+    /// The commit in flight finished: apply and answer its batch, or refuse or re-check
+    /// it; then start the pending batch's commit.
+    async fn land(&mut self, pipe: &mut Pipe, landed: Result<u64, Failure>) {
+        let Some(flight) = pipe.in_flight.take() else { return };
+        let InFlight { batch, head, attempt, .. } = flight;
+        pipe.attempt = 0;
+        match landed {
+            Ok(first) => {
+                Shared::bump(&self.shared.commits, 1);
+                Shared::bump(&self.shared.facts, batch.facts.len() as u64);
+                read(&self.shared.state).prefetch_facts(&batch.facts);
+                self.settle(batch.checked, first);
+                self.maybe_snapshot().await;
+            }
+            Err(Failure::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
+                Shared::bump(&self.shared.conflicts, 1);
+                telemetry::conflict();
+                tracing::info!(name: events::JOURNAL_CONFLICT, local_head = head, attempt = attempt + 1);
+                // Both batches were checked against a state that will not exist: catch up
+                // and check them again, in their order, as one batch.
+                let commands = self.uncheck(pipe, Some(batch));
+                if let Err(e) = self.catch_up().await {
+                    let failure =
+                        JournalError::Storage { reason: format!("catching up after a conflict: {e}") };
+                    self.check_into(pipe, commands).await;
+                    let refused = std::mem::take(&mut pipe.pending);
+                    self.fail(refused.checked, &failure);
+                    pipe.reset_if_idle();
+                    return;
+                }
+                self.check_into(pipe, commands).await;
+                pipe.attempt = attempt + 1;
+            }
+            Err(failure) => {
+                let failure = match failure {
+                    Failure::Failed(e) => e,
+                    Failure::Conflict { actual } => {
+                        JournalError::Conflict { expected: reconf_effects::ExpectedHead::after(head), actual }
+                    }
+                };
+                // The pending batch was checked against this batch's effects.
+                let commands = self.uncheck(pipe, None);
+                // Follow the journal before answering: whatever it holds (another writer's
+                // records, a write that landed but could not be read back in time) is
+                // applied, so the answer and the state agree.
+                if let Err(e) = self.catch_up().await {
+                    tracing::error!(name: events::BATCH_FAILED, error = %e, "catch-up after a failed commit failed");
+                }
+                self.fail(batch.checked, &failure);
+                self.check_into(pipe, commands).await;
+            }
+        }
+        pipe.reset_if_idle();
+        self.launch(pipe);
+    }
+
+    /// Sends `first` (if given) and the pending batch back to unchecked commands, in order,
+    /// undoing their stages and dropping the overlay they were checked into.
+    fn uncheck(&self, pipe: &mut Pipe, first: Option<Batch>) -> Vec<Command> {
+        let pending = std::mem::take(&mut pipe.pending);
+        pipe.overlay = Overlay::default();
+        let mut live = write(&self.shared.live);
+        first
+            .into_iter()
+            .flat_map(|b| b.checked)
+            .chain(pending.checked)
+            .map(|c| c.uncheck(&mut live))
+            .collect()
     }
 
     fn drain(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>) {
@@ -423,90 +643,6 @@ impl Actor {
         let capability =
             write(&self.shared.live).attach(session, owner.clone(), generation, boundary.clone())?;
         Ok(OwnedSession { owner, capability, boundary })
-    }
-
-    /// Checks, commits, applies and answers a batch of commands.
-    async fn process(&mut self, mut commands: Vec<Command>) {
-        let now = if commands.iter().any(Command::needs_time) {
-            Some(self.clock.physical_time().await.map(|t| t.ms))
-        } else {
-            None
-        };
-        let mut attempt = 0;
-        loop {
-            let (checked, facts, head) = self.check(commands, now.as_ref());
-            if facts.is_empty() {
-                self.settle(checked, head + 1);
-                return;
-            }
-            match commit::commit(self.journal.as_ref(), head, &facts).await {
-                Ok(first) => {
-                    Shared::bump(&self.shared.commits, 1);
-                    Shared::bump(&self.shared.facts, facts.len() as u64);
-                    self.shared_prefetch(&facts);
-                    self.settle(checked, first);
-                    self.maybe_snapshot().await;
-                    return;
-                }
-                Err(Failure::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
-                    attempt += 1;
-                    Shared::bump(&self.shared.conflicts, 1);
-                    telemetry::conflict();
-                    tracing::info!(name: events::JOURNAL_CONFLICT, local_head = head, attempt);
-                    commands = {
-                        let mut live = write(&self.shared.live);
-                        checked.into_iter().map(|c| c.uncheck(&mut live)).collect()
-                    };
-                    if let Err(e) = self.catch_up().await {
-                        // The batch cannot be re-checked against a journal it cannot read.
-                        let failure =
-                            JournalError::Storage { reason: format!("catching up after a conflict: {e}") };
-                        let (checked, _, _) = self.check(commands, now.as_ref());
-                        self.fail(checked, &failure);
-                        return;
-                    }
-                }
-                Err(failure) => {
-                    let failure = match failure {
-                        Failure::Failed(e) => e,
-                        Failure::Conflict { actual } => JournalError::Conflict {
-                            expected: reconf_effects::ExpectedHead::after(head),
-                            actual,
-                        },
-                    };
-                    // Follow the journal before answering: whatever it holds (another
-                    // writer's records, a write that landed but could not be read back
-                    // in time) is applied, so the answer and the state agree.
-                    if let Err(e) = self.catch_up().await {
-                        tracing::error!(name: events::BATCH_FAILED, error = %e, "catch-up after a failed commit failed");
-                    }
-                    self.fail(checked, &failure);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Checks every command of the batch in order; returns them checked, the facts to
-    /// write (in order) and the head they were checked against.
-    fn check(
-        &self,
-        commands: Vec<Command>,
-        now: Option<&Result<u64, TimeError>>,
-    ) -> (Vec<Checked>, Vec<Fact>, u64) {
-        let state = read(&self.shared.state);
-        // Fetch every record the batch names before checking any, so their cache misses
-        // overlap.
-        state.prefetch_sessions(commands.iter().filter_map(Command::session));
-        let mut live = write(&self.shared.live);
-        let mut cx = CheckCx { checker: state.checker(), live: &mut live, now };
-        let checked: Vec<Checked> = commands.into_iter().map(|c| c.check(&mut cx)).collect();
-        let facts = checked.iter().filter_map(Checked::fact).collect();
-        (checked, facts, state.head())
-    }
-
-    fn shared_prefetch(&self, facts: &[Fact]) {
-        read(&self.shared.state).prefetch_facts(facts);
     }
 
     /// Applies the batch's durable facts from `first` on, in one write-lock hold, and
