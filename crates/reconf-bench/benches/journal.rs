@@ -1,6 +1,8 @@
 //! Durable journal commits against raw RocksDB synced writes of the same record size, in
 //! one process, with 1 writer and with 64 concurrent writers.
 //!
+//! `cargo bench -p reconf-bench --bench journal`.
+//!
 //! Baselines (same column-family options as the journal: LZ4 records CF, synced writes,
 //! random record bytes of the journal's frame size):
 //! - `raw_synced_put`, 1 writer: one `WriteBatch` holding one record, written with
@@ -18,46 +20,22 @@
 //! at the end.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use rand::RngCore;
-use reconf_core::{
-    AuthorityId, BundleId, CapabilityScope, Change, ContextId, DelegationFact, Fact, SessionId,
-};
-use reconf_effects::{ExpectedHead, JournalEffects};
-use reconf_store_rocksdb::layout::{RECORDS_CF, RECORD_HEADER_LEN};
-use reconf_store_rocksdb::{RocksJournal, RocksJournalOptions};
-use rocksdb::{ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch, WriteOptions, DB};
+use reconf_bench::{record_len, sample_fact, RawRocks};
+use reconf_runtime::{ExpectedHead, Fact, JournalEffects, RocksJournal, RocksJournalOptions};
 use tokio::runtime::Runtime;
 
 const WRITERS: u64 = 64;
-
-/// A realistic fact: a delegation, the journal's most frequent record.
-fn sample_fact() -> Fact {
-    let bundle = BundleId::new("bench.bundle").unwrap();
-    Fact::new(Change::SessionDelegated(DelegationFact {
-        session: SessionId::from_u128(0x1234_5678_9abc_def0),
-        from: AuthorityId([1; 32]),
-        to: AuthorityId([2; 32]),
-        scope: CapabilityScope::for_bundle(&bundle),
-        bundle,
-        context: ContextId([3; 32]),
-        generation: 7,
-        at_ms: 1_700_000_000_000,
-    }))
-}
 
 struct Bench {
     runtime: Runtime,
     journal: Arc<RocksJournal>,
     fact: Fact,
-    db: Arc<DB>,
-    value: Vec<u8>,
-    next_key: AtomicU64,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    raw: RawRocks,
+    _dir: tempfile::TempDir,
 }
 
 impl Bench {
@@ -65,56 +43,20 @@ impl Bench {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let fact = sample_fact();
-        let record_len = RECORD_HEADER_LEN + postcard::to_allocvec(&fact).unwrap().len();
-        let mut value = vec![0u8; record_len];
-        rand::rng().fill_bytes(&mut value);
-        eprintln!("record size: {record_len} bytes (frame header {RECORD_HEADER_LEN} + fact)");
-
-        let journal_dir = tempfile::tempdir().unwrap();
-        let journal =
-            Arc::new(RocksJournal::open(journal_dir.path(), RocksJournalOptions::default()).unwrap());
-        let raw_dir = tempfile::tempdir().unwrap();
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        let mut records = Options::default();
-        records.set_compression_type(DBCompressionType::Lz4);
-        let db = DB::open_cf_descriptors(
-            &opts,
-            raw_dir.path(),
-            [ColumnFamilyDescriptor::new(RECORDS_CF, records)],
-        )
-        .unwrap();
-        Self {
-            runtime,
-            journal,
-            fact,
-            db: Arc::new(db),
-            value,
-            next_key: AtomicU64::new(1),
-            _dirs: (journal_dir, raw_dir),
-        }
-    }
-
-    fn raw_put(&self, wo: &WriteOptions) {
-        let cf = self.db.cf_handle(RECORDS_CF).unwrap();
-        let mut batch = WriteBatch::default();
-        batch.put_cf(cf, self.next_key.fetch_add(1, Ordering::Relaxed).to_be_bytes(), &self.value);
-        self.db.write_opt(batch, wo).unwrap();
+        let len = record_len(&fact);
+        eprintln!("record size: {len} bytes (frame header and the fact)");
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(RocksJournal::open(dir.path(), RocksJournalOptions::default()).unwrap());
+        Self { runtime, journal, fact, raw: RawRocks::new(len).unwrap(), _dir: dir }
     }
 
     fn raw_one(&self, ops: u64) -> Duration {
-        let wo = synced();
-        let start = Instant::now();
-        for _ in 0..ops {
-            self.raw_put(&wo);
-        }
-        start.elapsed()
+        self.raw.one_writer(ops).unwrap()
     }
 
     fn journal_one(&self, ops: u64) -> Duration {
         self.runtime.block_on(async {
-            let start = Instant::now();
+            let start = std::time::Instant::now();
             for _ in 0..ops {
                 self.journal.commit(vec![self.fact.clone()], ExpectedHead::Any).await.unwrap();
             }
@@ -124,24 +66,13 @@ impl Bench {
 
     /// `per` synced single-record writes from each of 64 threads.
     fn raw_many(&self, per: u64) -> Duration {
-        let start = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..WRITERS {
-                s.spawn(|| {
-                    let wo = synced();
-                    for _ in 0..per {
-                        self.raw_put(&wo);
-                    }
-                });
-            }
-        });
-        start.elapsed()
+        self.raw.many_writers(WRITERS, per).unwrap()
     }
 
     /// `per` single-fact commits from each of 64 tasks.
     fn journal_many(&self, per: u64) -> Duration {
         self.runtime.block_on(async {
-            let start = Instant::now();
+            let start = std::time::Instant::now();
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..WRITERS {
                 let (journal, fact) = (Arc::clone(&self.journal), self.fact.clone());
@@ -160,24 +91,8 @@ impl Bench {
 
     /// `per` synced batches of 64 records from one thread.
     fn raw_batched(&self, per: u64) -> Duration {
-        let cf = self.db.cf_handle(RECORDS_CF).unwrap();
-        let wo = synced();
-        let start = Instant::now();
-        for _ in 0..per {
-            let mut batch = WriteBatch::default();
-            for _ in 0..WRITERS {
-                batch.put_cf(cf, self.next_key.fetch_add(1, Ordering::Relaxed).to_be_bytes(), &self.value);
-            }
-            self.db.write_opt(batch, &wo).unwrap();
-        }
-        start.elapsed()
+        self.raw.batched(WRITERS as usize, per).unwrap()
     }
-}
-
-fn synced() -> WriteOptions {
-    let mut w = WriteOptions::default();
-    w.set_sync(true);
-    w
 }
 
 /// Runs `f` for `per` rounds of 64 operations covering at least `iters`, and returns the
