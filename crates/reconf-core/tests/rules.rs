@@ -404,3 +404,25 @@ fn a_resumed_checker_sees_what_the_paused_one_checked_applied_or_not() {
         assert_eq!(all, together);
     }
 }
+
+#[test]
+fn upgrade_steps_are_checked_against_the_whole_state() {
+    use reconf_core::upgrade::{Member, OnHistory, UpgradeCommand, UpgradeDecision, UpgradeRefusal};
+    let mut state = State::new();
+    let members: std::collections::BTreeSet<Member> =
+        ["g1", "g2"].into_iter().map(|m| Member::new(m).unwrap()).collect();
+    let seed = UpgradeCommand::Seed { bundle: bid("x"), members, on_history: OnHistory::Refuse };
+    // Seeding needs a registered bundle: the same refusal as any command naming it.
+    assert_eq!(
+        state.check_upgrade(&seed).unwrap_err(),
+        UpgradeRefusal::Rejected(CommandError::UnknownBundle { bundle: bid("x") })
+    );
+    let f = state.check(&Command::RegisterBundle(ComposedBundle::new(bid("x"))), 0).unwrap();
+    state.apply(1, &f);
+    let UpgradeDecision::Write(phases) = state.check_upgrade(&seed).unwrap() else {
+        panic!("a registered bundle is seeded");
+    };
+    assert_eq!(phases.len(), 1);
+    state.apply(2, &Fact::new(Change::Upgrade(phases[0].clone())));
+    assert!(matches!(state.check_upgrade(&seed), Err(UpgradeRefusal::Upgrade(_))), "history exists");
+}

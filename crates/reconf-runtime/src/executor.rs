@@ -10,16 +10,16 @@ use std::collections::BTreeSet;
 
 pub use reconf_core::upgrade::OnHistory;
 use reconf_core::upgrade::{
-    Begin, Member, MembershipCause, RollbackCause, RuntimeUpgradeRequest, UpgradeError, UpgradeExecution,
-    UpgradeFact, UpgradePhase, UpgradeSnapshot,
+    Member, MembershipCause, RollbackCause, RuntimeUpgradeRequest, UpgradeCommand, UpgradeDecision,
+    UpgradeError, UpgradeExecution, UpgradeFact, UpgradePhase, UpgradeRefusal, UpgradeSnapshot,
 };
-use reconf_core::{BundleId, Change, CommandError, Fact};
+use reconf_core::{BundleId, Change, Fact};
 
 use crate::actor::Actor;
 use crate::commit::{self, Failure};
 use crate::error::ManagerError;
 use crate::events;
-use crate::mailbox::{Message, UpgradeCommand, UpgradeReply};
+use crate::mailbox::{Message, UpgradeReply};
 use crate::manager::ReconfigurationManager;
 use crate::request::{DelegationOutcome, DelegationRequest};
 use crate::shared::{read, write, Shared};
@@ -75,51 +75,22 @@ impl Actor {
         }
     }
 
-    /// Checks an upgrade step against the applied state and writes its phases, each its
-    /// own commit, applied before the next is written.
+    /// Checks an upgrade step against the applied state (the core decides what it may
+    /// write) and writes its phases, each its own commit, applied before the next.
     pub(crate) async fn upgrade(&self, command: UpgradeCommand) -> Result<UpgradeReply, ManagerError> {
-        let mut invalid = None;
-        let facts: Vec<UpgradeFact> = {
-            let state = read(&self.shared.state);
-            let book = state.upgrades();
-            match command {
-                UpgradeCommand::Seed { bundle, members, on_history } => {
-                    if state.bundle(&bundle).is_none() {
-                        return Err(ManagerError::Rejected(CommandError::UnknownBundle { bundle }));
-                    }
-                    vec![book.check_seed(&bundle, members, on_history).map_err(ManagerError::Upgrade)?]
-                }
-                UpgradeCommand::Begin { bundle, request, expected_epoch } => {
-                    match book
-                        .check_begin(&bundle, &request, expected_epoch)
-                        .map_err(ManagerError::Upgrade)?
-                    {
-                        Begin::AlreadyRecorded(x) => return Ok(UpgradeReply::Recorded(Box::new(x))),
-                        Begin::Staged(f) => vec![f],
-                        Begin::Invalid { staged, failed, error } => {
-                            invalid = Some(error);
-                            vec![staged, failed]
-                        }
-                    }
-                }
-                UpgradeCommand::Admit { bundle, upgrade } => {
-                    vec![book.check_admit(&bundle, &upgrade).map_err(ManagerError::Upgrade)?]
-                }
-                UpgradeCommand::Commit { bundle, upgrade } => {
-                    vec![book.check_commit(&bundle, &upgrade).map_err(ManagerError::Upgrade)?]
-                }
-                UpgradeCommand::Rollback { bundle, upgrade, cause } => {
-                    vec![book.check_rollback(&bundle, &upgrade, cause).map_err(ManagerError::Upgrade)?]
-                }
-                UpgradeCommand::Restore { bundle, snapshot, on_history } => {
-                    vec![book.check_restore(&bundle, *snapshot, on_history).map_err(ManagerError::Upgrade)?]
-                }
-            }
+        let decision = read(&self.shared.state).check_upgrade(&command).map_err(|refusal| match refusal {
+            UpgradeRefusal::Rejected(e) => ManagerError::Rejected(e),
+            UpgradeRefusal::Upgrade(e) => ManagerError::Upgrade(e),
+        })?;
+        let (phases, reply) = match decision {
+            UpgradeDecision::AlreadyRecorded(x) => return Ok(UpgradeReply::Recorded(x)),
+            UpgradeDecision::Write(phases) => (phases, UpgradeReply::Written),
+            UpgradeDecision::Invalid { phases, error } => (phases, UpgradeReply::Invalid(error)),
         };
-        for f in facts {
-            self.write_phase(f).await?;
+        for phase in phases {
+            self.write_phase(phase).await?;
         }
-        Ok(invalid.map_or(UpgradeReply::Written, UpgradeReply::Invalid))
+        Ok(reply)
     }
 }
 

@@ -31,7 +31,7 @@ pub(crate) enum Message {
     Attach { session: SessionId, owner: OwnerLabel, boundary: LinkBoundary, respond: Responder<OwnedSession> },
     /// One step of a staged upgrade (each phase is its own commit).
     #[cfg(feature = "upgrade-executor")]
-    Upgrade { command: UpgradeCommand, respond: Responder<UpgradeReply> },
+    Upgrade { command: reconf_core::upgrade::UpgradeCommand, respond: Responder<UpgradeReply> },
     /// Stop after the messages already queued, closing the journal first.
     Shutdown { respond: oneshot::Sender<()> },
 }
@@ -109,39 +109,6 @@ impl Command {
             Command::Register { .. } | Command::Link { .. } => None,
         }
     }
-}
-
-/// An upgrade step, as the core's upgrade book checks it.
-#[cfg(feature = "upgrade-executor")]
-pub(crate) enum UpgradeCommand {
-    Seed {
-        bundle: BundleId,
-        members: std::collections::BTreeSet<reconf_core::upgrade::Member>,
-        on_history: reconf_core::upgrade::OnHistory,
-    },
-    Begin {
-        bundle: BundleId,
-        request: Box<reconf_core::upgrade::RuntimeUpgradeRequest>,
-        expected_epoch: Option<u64>,
-    },
-    Admit {
-        bundle: BundleId,
-        upgrade: reconf_core::upgrade::UpgradeId,
-    },
-    Commit {
-        bundle: BundleId,
-        upgrade: reconf_core::upgrade::UpgradeId,
-    },
-    Rollback {
-        bundle: BundleId,
-        upgrade: reconf_core::upgrade::UpgradeId,
-        cause: reconf_core::upgrade::RollbackCause,
-    },
-    Restore {
-        bundle: BundleId,
-        snapshot: Box<reconf_core::upgrade::UpgradeSnapshot>,
-        on_history: reconf_core::upgrade::OnHistory,
-    },
 }
 
 /// What an upgrade step did.

@@ -88,6 +88,7 @@
 //! ```
 
 mod book;
+mod command;
 mod error;
 mod names;
 mod placement;
@@ -96,6 +97,7 @@ mod types;
 mod validation;
 
 pub use book::{OnHistory, UpgradeBook};
+pub use command::{UpgradeCommand, UpgradeDecision, UpgradeRefusal};
 pub use error::{NameError, PlacementError, SnapshotViolation, UpgradeError, ValidationError};
 pub use names::{Member, ObligationId, PlanId, PublicationId, StepId, UpgradeId};
 pub use placement::{validate_placements, Placement, PlacementObservation};
