@@ -417,6 +417,17 @@ impl LiveSessions {
         Ok(())
     }
 
+    /// Phase two, returning the new owner too: [`commit`](Self::commit) plus the owner it
+    /// made current.
+    pub fn commit_owner(
+        &mut self,
+        session: SessionId,
+    ) -> Result<(OwnershipReceipt, &LiveOwner), OwnershipError> {
+        let receipt = self.commit(session)?;
+        let owner = self.owners.get(&session).ok_or(OwnershipError::NotLive { session })?;
+        Ok((receipt, owner))
+    }
+
     /// Phase two: the staged owner becomes current, fragments in its scope move to it, and
     /// every earlier capability is stale.
     pub fn commit(&mut self, session: SessionId) -> Result<OwnershipReceipt, OwnershipError> {

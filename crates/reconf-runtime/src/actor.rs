@@ -266,10 +266,8 @@ impl Checked {
                     let session = d.session;
                     let receipt = state.apply_delegation(next(), &d);
                     let delegation = delegated(state, receipt, d)?;
-                    let ownership = live.commit(session)?;
-                    let owned = live.owner(&session).map(OwnedSession::of).ok_or(
-                        ManagerError::Ownership(reconf_core::OwnershipError::NotLive { session }),
-                    )?;
+                    let (ownership, owner) = live.commit_owner(session)?;
+                    let owned = OwnedSession::of(owner);
                     tracing::info!(name: events::HANDOFF_COMMITTED, session = %session, from_owner = %ownership.from_owner, to_owner = %ownership.to_owner, generation = ownership.to_generation);
                     Ok(HandoffOutcome { delegation, ownership, owned })
                 });
