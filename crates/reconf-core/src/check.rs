@@ -13,14 +13,15 @@ use crate::error::CommandError;
 use crate::fact::{Change, DelegationFact, Fact};
 use crate::footprint::FastMap;
 use crate::ids::{AuthorityId, BundleId, SessionId};
-use crate::ownership::{LiveSessions, OwnerCapability, OwnerLabel, OwnershipError};
-use crate::scope::{CapabilityScope, LinkBoundary};
+use crate::ownership::{LiveSessions, OwnerCapability, OwnerLabel, OwnerToken, OwnershipError};
+use crate::scope::{CapabilityScope, LinkBoundary, BUNDLE_FRAGMENT_PREFIX};
 use crate::state::{State, MAX_AUTHORITIES, MAX_GENERATION};
 
-/// Why a live handoff was refused before anything was staged or written. (Exhaustive on
-/// purpose: a caller maps each cause to its own error.)
+/// Why a command acting through a live owner (a handoff, a close with a handle) was refused
+/// before anything was staged or written. (Exhaustive on purpose: a caller maps each cause
+/// to its own error.)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HandoffError {
+pub enum LiveError {
     /// The owner handle is for another session than the delegation.
     #[error("live handoff session mismatch: handle is for {handle}, request for {request}")]
     SessionMismatch {
@@ -32,9 +33,9 @@ pub enum HandoffError {
     /// The live owner cannot hand over (stale handle, not live, already staged, widening).
     #[error(transparent)]
     Ownership(#[from] OwnershipError),
-    /// The delegation underneath is refused.
+    /// The command underneath (the delegation, the close) is refused.
     #[error(transparent)]
-    Delegation(#[from] CommandError),
+    Rejected(#[from] CommandError),
 }
 
 /// The parts of a session record the rules need.
@@ -45,9 +46,10 @@ struct View {
     generation: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Slot {
-    Open(View),
+    /// Open, with the bundle it runs.
+    Open(View, Option<BundleId>),
     Closed(u64),
 }
 
@@ -125,10 +127,23 @@ impl State {
 
     /// Whether a live owner may be attached to `session` for `boundary`, and at which
     /// owner generation: the session must be open and the boundary's bundle registered.
+    ///
+    /// The boundary must be of the bundle the session runs (any registered bundle for a
+    /// session opened without one): an owner attached for one bundle's traffic must not
+    /// be accepted on another's.
     pub fn check_attach(&self, session: &SessionId, boundary: &LinkBoundary) -> Result<u64, CommandError> {
         let record = self.session(session).ok_or(CommandError::UnknownSession { session: *session })?;
         if self.bundle(&boundary.bundle).is_none() {
             return Err(CommandError::UnknownBundle { bundle: boundary.bundle.clone() });
+        }
+        if let Some(runs) = record.bundle {
+            if runs != boundary.bundle {
+                return Err(CommandError::SessionBundleMismatch {
+                    session: *session,
+                    session_bundle: runs,
+                    bundle: boundary.bundle.clone(),
+                });
+            }
         }
         Ok(record.generation)
     }
@@ -163,7 +178,7 @@ impl<'s> Checker<'s> {
 
     fn view(&self, session: &SessionId) -> Option<View> {
         match self.overlay.sessions.get(session) {
-            Some(Slot::Open(v)) => Some(*v),
+            Some(Slot::Open(v, _)) => Some(*v),
             Some(Slot::Closed(_)) => None,
             None => self.state.record(session).map(|r| View {
                 holder: self.state.authority_id(r.holder),
@@ -173,9 +188,17 @@ impl<'s> Checker<'s> {
         }
     }
 
+    fn session_bundle(&self, session: &SessionId) -> Option<BundleId> {
+        match self.overlay.sessions.get(session) {
+            Some(Slot::Open(_, bundle)) => bundle.clone(),
+            Some(Slot::Closed(_)) => None,
+            None => self.state.session_bundle(session),
+        }
+    }
+
     fn last_generation(&self, session: &SessionId) -> Option<u64> {
         match self.overlay.sessions.get(session) {
-            Some(Slot::Open(v)) => Some(v.generation),
+            Some(Slot::Open(v, _)) => Some(v.generation),
             Some(Slot::Closed(g)) => Some(*g),
             None => self
                 .state
@@ -321,7 +344,10 @@ impl<'s> Checker<'s> {
         }
         self.admit_authority(&authority)?;
         let generation = Self::next_generation(session, self.last_generation(&session))?;
-        self.note(session, Slot::Open(View { holder: authority, delegator: None, generation }));
+        self.note(
+            session,
+            Slot::Open(View { holder: authority, delegator: None, generation }, bundle.cloned()),
+        );
         let change = Change::SessionOpened { session, authority, bundle: bundle.cloned(), generation };
         Ok((Fact::new(change), generation))
     }
@@ -345,9 +371,10 @@ impl<'s> Checker<'s> {
         live: &mut LiveSessions,
         handle: &OwnerCapability,
         to_owner: OwnerLabel,
-    ) -> Result<DelegationFact, HandoffError> {
+        token: OwnerToken,
+    ) -> Result<DelegationFact, LiveError> {
         if handle.session != d.session {
-            return Err(HandoffError::SessionMismatch { handle: handle.session, request: d.session });
+            return Err(LiveError::SessionMismatch { handle: handle.session, request: d.session });
         }
         // A session that is not open has no live owner either; let the delegation rules
         // name that error.
@@ -355,8 +382,22 @@ impl<'s> Checker<'s> {
             live.check_stage(handle, &d.effective_scope())?;
         }
         let fact = self.check_delegation(d, now_ms)?;
-        live.stage(handle, to_owner, fact.generation, fact.scope.clone())?;
+        live.stage(handle, to_owner, fact.generation, fact.scope.clone(), token)?;
         Ok(fact)
+    }
+
+    /// Checks closing a session by its live owner: `handle` must be the current owner's and
+    /// hold the whole session; the session is closed as its active holder would close it.
+    /// The owner is detached when the close is applied.
+    pub fn check_close_owned(
+        &mut self,
+        live: &LiveSessions,
+        handle: &OwnerCapability,
+    ) -> Result<Fact, LiveError> {
+        live.check_whole_session(handle)?;
+        let session = handle.session;
+        let holder = self.view(&session).ok_or(CommandError::UnknownSession { session })?.holder;
+        Ok(self.check_close(session, holder)?)
     }
 
     /// Checks a delegation at `now_ms`; returns the delegation fact's content (whose
@@ -370,8 +411,18 @@ impl<'s> Checker<'s> {
         // earlier in this batch gets it built.
         let shared = if d.scope.is_none() { self.state.default_scope(&d.bundle) } else { None };
         let scope = shared.cloned().unwrap_or_else(|| d.effective_scope());
-        if matches!(&scope, CapabilityScope::Fragments(f) if f.is_empty()) {
-            return Err(CommandError::EmptyScope);
+        if let CapabilityScope::Fragments(f) = &scope {
+            if f.is_empty() {
+                return Err(CommandError::EmptyScope);
+            }
+            // A bundle fragment names the bundle it belongs to: only this bundle's may move.
+            let own = CapabilityScope::bundle_fragment(&d.bundle);
+            if let Some(other) = f.iter().find(|f| f.starts_with(BUNDLE_FRAGMENT_PREFIX) && **f != own) {
+                return Err(CommandError::ScopeNamesOtherBundle {
+                    bundle: d.bundle.clone(),
+                    fragment: other.clone(),
+                });
+            }
         }
         if let Some(LinkBoundary { bundle, scope: bscope }) = &d.boundary {
             if *bundle != d.bundle {
@@ -385,9 +436,23 @@ impl<'s> Checker<'s> {
             }
         }
         let v = self.active_holder(&d.session, &d.from)?;
+        // A session runs one bundle: delegating it through another would rebind it as a
+        // side effect. (A session opened without one is bound by its first delegation.)
+        if let Some(runs) = self.session_bundle(&d.session) {
+            if runs != d.bundle {
+                return Err(CommandError::SessionBundleMismatch {
+                    session: d.session,
+                    session_bundle: runs,
+                    bundle: d.bundle.clone(),
+                });
+            }
+        }
         self.admit_authority(&d.to)?;
         let generation = Self::next_generation(d.session, Some(v.generation))?;
-        self.note(d.session, Slot::Open(View { holder: d.to, delegator: Some(d.from), generation }));
+        self.note(
+            d.session,
+            Slot::Open(View { holder: d.to, delegator: Some(d.from), generation }, Some(d.bundle.clone())),
+        );
         Ok(DelegationFact {
             session: d.session,
             from: d.from,

@@ -108,6 +108,24 @@ pub enum CommandError {
         /// The boundary's scope.
         boundary: CapabilityScope,
     },
+    /// The session runs another bundle than the command names.
+    #[error("session {session} runs bundle {session_bundle}, not {bundle}")]
+    SessionBundleMismatch {
+        /// The session.
+        session: SessionId,
+        /// The bundle it runs.
+        session_bundle: BundleId,
+        /// The bundle the command named.
+        bundle: BundleId,
+    },
+    /// A delegation scope names another bundle's fragment.
+    #[error("a delegation through {bundle} cannot move fragment {fragment} of another bundle")]
+    ScopeNamesOtherBundle {
+        /// The delegation's bundle.
+        bundle: BundleId,
+        /// The other bundle's fragment.
+        fragment: String,
+    },
     /// An empty fragment set moves nothing.
     #[error("a delegation scope must name at least one fragment")]
     EmptyScope,
@@ -143,6 +161,8 @@ impl CommandError {
             CommandError::BoundaryBundleMismatch { .. } => "boundary_bundle_mismatch",
             CommandError::BoundaryScopeMismatch { .. } => "boundary_scope_mismatch",
             CommandError::EmptyScope => "empty_scope",
+            CommandError::SessionBundleMismatch { .. } => "session_bundle_mismatch",
+            CommandError::ScopeNamesOtherBundle { .. } => "scope_names_other_bundle",
             CommandError::GenerationExhausted { .. } => "generation_exhausted",
             CommandError::TooManyAuthorities { .. } => "too_many_authorities",
         }

@@ -52,16 +52,18 @@ mod table;
 pub mod upgrade;
 
 pub use bundle::{ComposedBundle, Incompatibility, BUNDLE_SCHEMA_VERSION};
-pub use check::{Checker, HandoffError, Overlay};
+pub use check::{Checker, LiveError, Overlay};
 pub use coherence::{audit, CoherenceReport, Violation};
 pub use command::{Command, Delegation};
 pub use error::CommandError;
 pub use fact::{Change, DelegationFact, Fact, FACT_SCHEMA_VERSION};
 pub use footprint::{FootprintSummary, SessionClass, SessionFootprint};
 pub use ids::{AuthorityId, BundleId, ContextId, IdParseError, SessionId};
-pub use ownership::{LiveOwner, LiveSessions, OwnerCapability, OwnerLabel, OwnershipError, OwnershipReceipt};
+pub use ownership::{
+    LiveOwner, LiveSessions, OwnerCapability, OwnerLabel, OwnerToken, OwnershipError, OwnershipReceipt,
+};
 pub use receipt::DelegationReceipt;
-pub use scope::{CapabilityScope, LinkBoundary, WHOLE_SESSION_FRAGMENT};
+pub use scope::{CapabilityScope, LinkBoundary, BUNDLE_FRAGMENT_PREFIX, WHOLE_SESSION_FRAGMENT};
 pub use state::{
     Applied, LinkRecord, SessionRecord, SnapshotError, SnapshotRecord, State, StateSnapshot, StateStats,
     MAX_AUTHORITIES, MAX_GENERATION,

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::SessionId;
+use crate::ids::{BundleId, SessionId};
 use crate::scope::{CapabilityScope, LinkBoundary};
 
 /// The name of a live owner (a task, a node, a process), as the embedding runtime labels it.
@@ -51,7 +51,48 @@ impl fmt::Debug for OwnerLabel {
     }
 }
 
-/// What an owner presents to act for a session.
+/// The unguessable part of an owner capability: 128 random bits the issuing manager chose
+/// when it attached or handed over the owner. The core draws no randomness; the caller
+/// passes the bits in.
+///
+/// Compared in constant time, and never shown: `Debug` prints `OwnerToken(..)`. It does
+/// serialize, because a capability handed to another process must carry it.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub struct OwnerToken([u8; 16]);
+
+impl OwnerToken {
+    /// A token of these bits (take them from a cryptographically secure generator).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl PartialEq for OwnerToken {
+    fn eq(&self, other: &Self) -> bool {
+        // Every byte is looked at whatever the first difference, so the time taken says
+        // nothing about how much of a guess was right.
+        self.0.iter().zip(&other.0).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+impl Eq for OwnerToken {}
+
+// Equal tokens have equal bytes, so hashing the bytes agrees with `eq`.
+impl std::hash::Hash for OwnerToken {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl fmt::Debug for OwnerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OwnerToken(..)")
+    }
+}
+
+/// What an owner presents to act for a session: only a manager issues one, at attach or
+/// handoff. Its token is unguessable, so a capability built by hand from the session, the
+/// generation and the scope is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OwnerCapability {
     /// The session.
@@ -60,6 +101,10 @@ pub struct OwnerCapability {
     pub generation: u64,
     /// What it covers.
     pub scope: CapabilityScope,
+    /// The bundle whose boundaries it may cross (the session's).
+    pub bundle: BundleId,
+    /// The part only the issuing manager knows.
+    pub token: OwnerToken,
 }
 
 /// Why ownership was refused.
@@ -89,6 +134,32 @@ pub enum OwnershipError {
         presented: u64,
         /// The current generation.
         current: u64,
+    },
+    /// A capability whose token is not the one issued for the session's current owner: made
+    /// by hand, or from another manager.
+    #[error("capability for session {session} was not issued to its current owner")]
+    NotIssued {
+        /// The session.
+        session: SessionId,
+    },
+    /// A boundary of another bundle than the owner's.
+    #[error("session {session}: the owner's bundle is {owner_bundle}, the boundary names {boundary_bundle}")]
+    WrongBundle {
+        /// The session.
+        session: SessionId,
+        /// The bundle the owner was attached for.
+        owner_bundle: BundleId,
+        /// The bundle the boundary names.
+        boundary_bundle: BundleId,
+    },
+    /// Acting for the whole session (closing it, detaching its owner) with a fragment-scoped
+    /// capability.
+    #[error("session {session}: closing or detaching needs a whole-session owner, this one holds {scope}")]
+    NotWholeSession {
+        /// The session.
+        session: SessionId,
+        /// The scope held.
+        scope: CapabilityScope,
     },
     /// A capability issued for another session.
     #[error("capability for session {presented} presented to session {session}")]
@@ -153,6 +224,9 @@ impl OwnershipError {
             OwnershipError::AlreadyLive { .. } => "already_live",
             OwnershipError::StaleOwner { .. } => "stale_owner",
             OwnershipError::WrongSession { .. } => "wrong_session",
+            OwnershipError::NotIssued { .. } => "not_issued",
+            OwnershipError::WrongBundle { .. } => "wrong_bundle",
+            OwnershipError::NotWholeSession { .. } => "not_whole_session",
             OwnershipError::OutsideScope { .. } => "outside_scope",
             OwnershipError::ScopeWidening { .. } => "scope_widening",
             OwnershipError::AlreadyStaged { .. } => "already_staged",
@@ -203,12 +277,12 @@ pub struct OwnershipReceipt {
 /// Every live session's owner plus the fragment registry ((session, fragment) → owner).
 ///
 /// ```
-/// use reconf_core::{BundleId, CapabilityScope, LinkBoundary, LiveSessions, OwnerLabel, SessionId};
+/// use reconf_core::{BundleId, CapabilityScope, LinkBoundary, LiveSessions, OwnerLabel, OwnerToken, SessionId};
 /// let s = SessionId::from_u128(1);
 /// let b = BundleId::new("x").unwrap();
 /// let mut live = LiveSessions::default();
-/// let old = live.attach(s, OwnerLabel::new("node-1").unwrap(), 1, LinkBoundary::for_bundle(&b)).unwrap();
-/// live.stage(&old, OwnerLabel::new("node-2").unwrap(), 2, CapabilityScope::for_bundle(&b)).unwrap();
+/// let old = live.attach(s, OwnerLabel::new("node-1").unwrap(), 1, LinkBoundary::for_bundle(&b), OwnerToken::from_bytes([1; 16])).unwrap();
+/// live.stage(&old, OwnerLabel::new("node-2").unwrap(), 2, CapabilityScope::for_bundle(&b), OwnerToken::from_bytes([2; 16])).unwrap();
 /// assert!(live.check_ingress(&old, &LinkBoundary::for_bundle(&b)).is_ok()); // still valid while staged
 /// let receipt = live.commit(s).unwrap();
 /// assert_eq!(receipt.to_generation, 2);
@@ -255,18 +329,27 @@ impl LiveSessions {
     }
 
     /// Makes `owner` the live owner of `session` at `generation` (the session's owner
-    /// generation in the state), with the boundary's scope.
+    /// generation in the state), with the boundary's bundle and scope, and `token` as the
+    /// capability's secret. Whether the session may have an owner for this boundary is the
+    /// state's rule: [`State::check_attach`](crate::State::check_attach).
     pub fn attach(
         &mut self,
         session: SessionId,
         owner: OwnerLabel,
         generation: u64,
         boundary: LinkBoundary,
+        token: OwnerToken,
     ) -> Result<OwnerCapability, OwnershipError> {
         if let Some(cur) = self.owners.get(&session) {
             return Err(OwnershipError::AlreadyLive { session, owner: cur.owner.clone() });
         }
-        let capability = OwnerCapability { session, generation, scope: boundary.scope.clone() };
+        let capability = OwnerCapability {
+            session,
+            generation,
+            scope: boundary.scope.clone(),
+            bundle: boundary.bundle.clone(),
+            token,
+        };
         for f in scope_fragments(&capability.scope) {
             self.fragments.insert((session, f), owner.clone());
         }
@@ -285,6 +368,9 @@ impl LiveSessions {
         Some(gone)
     }
 
+    /// The live owner `cap` was issued to, if it is the session's current one. Everything
+    /// the checks use afterwards (scope, bundle) is the issued capability's, never the
+    /// presented one's.
     fn current(&self, cap: &OwnerCapability) -> Result<&LiveOwner, OwnershipError> {
         let live = self.owners.get(&cap.session).ok_or(OwnershipError::NotLive { session: cap.session })?;
         if live.capability.generation != cap.generation {
@@ -294,17 +380,46 @@ impl LiveSessions {
                 current: live.capability.generation,
             });
         }
+        if live.capability.token != cap.token {
+            return Err(OwnershipError::NotIssued { session: cap.session });
+        }
         Ok(live)
     }
 
+    /// The live owner `cap` was issued to, if it is current and holds the whole session:
+    /// what closing the session or detaching its owner with a handle requires.
+    pub fn check_whole_session(&self, cap: &OwnerCapability) -> Result<&LiveOwner, OwnershipError> {
+        let live = self.current(cap)?;
+        if live.capability.scope != CapabilityScope::WholeSession {
+            return Err(OwnershipError::NotWholeSession {
+                session: cap.session,
+                scope: live.capability.scope.clone(),
+            });
+        }
+        Ok(live)
+    }
+
+    /// Detaches the owner presenting `cap`, which must be current and whole-session.
+    pub fn detach_with(&mut self, cap: &OwnerCapability) -> Result<LiveOwner, OwnershipError> {
+        self.check_whole_session(cap)?;
+        self.detach(&cap.session).ok_or(OwnershipError::NotLive { session: cap.session })
+    }
+
     /// Checks traffic for `boundary` presented with `cap`: the capability must be the
-    /// session's current one and the boundary inside its scope.
+    /// session's current one, and the boundary of its bundle and inside its scope.
     pub fn check_ingress(
         &self,
         cap: &OwnerCapability,
         boundary: &LinkBoundary,
     ) -> Result<(), OwnershipError> {
         let live = self.current(cap)?;
+        if live.capability.bundle != boundary.bundle {
+            return Err(OwnershipError::WrongBundle {
+                session: cap.session,
+                owner_bundle: live.capability.bundle.clone(),
+                boundary_bundle: boundary.bundle.clone(),
+            });
+        }
         if !live.capability.scope.covers(&boundary.scope) {
             return Err(OwnershipError::OutsideScope {
                 session: cap.session,
@@ -388,13 +503,15 @@ impl LiveSessions {
     }
 
     /// Phase one of a handoff: stage `to` as the next owner at `next_generation` with
-    /// `scope`. The current owner stays valid until [`commit`](Self::commit).
+    /// `scope` and `token` as its capability's secret. The current owner stays valid until
+    /// [`commit`](Self::commit).
     pub fn stage(
         &mut self,
         cap: &OwnerCapability,
         to: OwnerLabel,
         next_generation: u64,
         scope: CapabilityScope,
+        token: OwnerToken,
     ) -> Result<(), OwnershipError> {
         self.check_stage(cap, &scope)?;
         let live = self.current(cap)?;
@@ -408,7 +525,13 @@ impl LiveSessions {
         let boundary = LinkBoundary { bundle: live.boundary.bundle.clone(), scope: scope.clone() };
         let staged = Staged {
             owner: to,
-            capability: OwnerCapability { session: cap.session, generation: next_generation, scope },
+            capability: OwnerCapability {
+                session: cap.session,
+                generation: next_generation,
+                scope,
+                bundle: live.capability.bundle.clone(),
+                token,
+            },
             boundary,
         };
         if let Some(l) = self.owners.get_mut(&cap.session) {
@@ -478,7 +601,9 @@ mod tests {
         let mut live = LiveSessions::default();
         let boundary =
             LinkBoundary { bundle: b.clone(), scope: CapabilityScope::fragments(["bundle:x", "f2"]) };
-        let cap = live.attach(s, OwnerLabel::new("o1").unwrap(), 3, boundary).unwrap();
+        let cap = live
+            .attach(s, OwnerLabel::new("o1").unwrap(), 3, boundary, OwnerToken::from_bytes([1; 16]))
+            .unwrap();
         (live, cap, s, b)
     }
 
@@ -492,7 +617,14 @@ mod tests {
         assert!(matches!(live.check_fragment(s, &cap, "nope"), Err(OwnershipError::OutsideScope { .. })));
         let other = OwnerCapability { session: SessionId::from_u128(2), ..cap.clone() };
         assert!(matches!(live.check_fragment(s, &other, "f2"), Err(OwnershipError::WrongSession { .. })));
-        live.stage(&cap, OwnerLabel::new("o2").unwrap(), 4, CapabilityScope::fragments(["f2"])).unwrap();
+        live.stage(
+            &cap,
+            OwnerLabel::new("o2").unwrap(),
+            4,
+            CapabilityScope::fragments(["f2"]),
+            OwnerToken::from_bytes([2; 16]),
+        )
+        .unwrap();
         live.commit(s).unwrap();
         assert!(matches!(
             live.check_ingress(&cap, &inside),
@@ -506,7 +638,13 @@ mod tests {
         let err = live.narrow(&cap, CapabilityScope::WholeSession).unwrap_err();
         assert!(matches!(err, OwnershipError::ScopeWidening { .. }));
         let err = live
-            .stage(&cap, OwnerLabel::new("o2").unwrap(), 4, CapabilityScope::fragments(["zzz"]))
+            .stage(
+                &cap,
+                OwnerLabel::new("o2").unwrap(),
+                4,
+                CapabilityScope::fragments(["zzz"]),
+                OwnerToken::from_bytes([2; 16]),
+            )
             .unwrap_err();
         assert!(matches!(err, OwnershipError::ScopeWidening { .. }));
         let narrowed = live.narrow(&cap, CapabilityScope::fragments(["f2"])).unwrap();
@@ -518,20 +656,101 @@ mod tests {
     fn abort_restores_exactly_and_commit_moves_fragments() {
         let (mut live, cap, s, _) = setup();
         let before = live.clone();
-        live.stage(&cap, OwnerLabel::new("o2").unwrap(), 4, CapabilityScope::fragments(["f2"])).unwrap();
+        live.stage(
+            &cap,
+            OwnerLabel::new("o2").unwrap(),
+            4,
+            CapabilityScope::fragments(["f2"]),
+            OwnerToken::from_bytes([2; 16]),
+        )
+        .unwrap();
         assert!(live
-            .stage(&cap, OwnerLabel::new("o3").unwrap(), 4, CapabilityScope::fragments(["f2"]))
+            .stage(
+                &cap,
+                OwnerLabel::new("o3").unwrap(),
+                4,
+                CapabilityScope::fragments(["f2"]),
+                OwnerToken::from_bytes([2; 16])
+            )
             .is_err());
         live.abort(s).unwrap();
         assert_eq!(live, before);
         assert!(live
-            .stage(&cap, OwnerLabel::new("o2").unwrap(), 3, CapabilityScope::fragments(["f2"]))
+            .stage(
+                &cap,
+                OwnerLabel::new("o2").unwrap(),
+                3,
+                CapabilityScope::fragments(["f2"]),
+                OwnerToken::from_bytes([2; 16])
+            )
             .is_err());
-        live.stage(&cap, OwnerLabel::new("o2").unwrap(), 4, CapabilityScope::fragments(["f2"])).unwrap();
+        live.stage(
+            &cap,
+            OwnerLabel::new("o2").unwrap(),
+            4,
+            CapabilityScope::fragments(["f2"]),
+            OwnerToken::from_bytes([2; 16]),
+        )
+        .unwrap();
         let r = live.commit(s).unwrap();
         assert_eq!(r.moved_fragments, vec!["f2".to_owned()]);
         assert_eq!(live.fragment_owner(s, "f2").unwrap().as_str(), "o2");
         assert_eq!(live.fragment_owner(s, "bundle:x").unwrap().as_str(), "o1");
         assert!(matches!(live.commit(s), Err(OwnershipError::NothingStaged { .. })));
+    }
+
+    #[test]
+    fn a_capability_made_by_hand_is_not_issued() {
+        let (live, cap, _, b) = setup();
+        let forged = OwnerCapability { token: OwnerToken::from_bytes([0; 16]), ..cap.clone() };
+        assert!(matches!(
+            live.check_ingress(&forged, &LinkBoundary::for_bundle(&b)),
+            Err(OwnershipError::NotIssued { .. })
+        ));
+        assert!(matches!(
+            live.check_fragment(cap.session, &forged, "f2"),
+            Err(OwnershipError::NotIssued { .. })
+        ));
+        // Widening the presented scope changes nothing: the issued one is what counts.
+        let wider = OwnerCapability { scope: CapabilityScope::WholeSession, ..cap.clone() };
+        let whole = LinkBoundary { bundle: b, scope: CapabilityScope::WholeSession };
+        assert!(matches!(live.check_ingress(&wider, &whole), Err(OwnershipError::OutsideScope { .. })));
+        assert!(!format!("{cap:?}").contains("[1, 1"), "the token is never shown: {cap:?}");
+    }
+
+    #[test]
+    fn a_boundary_of_another_bundle_is_refused() {
+        let (live, cap, _, _) = setup();
+        let y = BundleId::new("y").unwrap();
+        let foreign = LinkBoundary { bundle: y.clone(), scope: CapabilityScope::fragments(["bundle:x"]) };
+        assert!(matches!(live.check_ingress(&cap, &foreign), Err(OwnershipError::WrongBundle { .. })));
+        let mut whole = LiveSessions::default();
+        let s = SessionId::from_u128(9);
+        let x = BundleId::new("x").unwrap();
+        let boundary = LinkBoundary { bundle: x, scope: CapabilityScope::WholeSession };
+        let cap = whole
+            .attach(s, OwnerLabel::new("o").unwrap(), 1, boundary, OwnerToken::from_bytes([5; 16]))
+            .unwrap();
+        assert!(matches!(
+            whole.check_ingress(&cap, &LinkBoundary::for_bundle(&y)),
+            Err(OwnershipError::WrongBundle { .. })
+        ));
+    }
+
+    #[test]
+    fn only_a_current_whole_session_owner_may_detach() {
+        let (mut live, cap, s, _) = setup();
+        assert!(matches!(live.detach_with(&cap), Err(OwnershipError::NotWholeSession { .. })));
+        let mut whole = LiveSessions::default();
+        let x = BundleId::new("x").unwrap();
+        let boundary = LinkBoundary { bundle: x.clone(), scope: CapabilityScope::WholeSession };
+        let cap = whole
+            .attach(s, OwnerLabel::new("o").unwrap(), 1, boundary, OwnerToken::from_bytes([5; 16]))
+            .unwrap();
+        let stale = OwnerCapability { generation: 0, ..cap.clone() };
+        assert!(matches!(whole.detach_with(&stale), Err(OwnershipError::StaleOwner { .. })));
+        assert_eq!(whole.detach_with(&cap).unwrap().owner.as_str(), "o");
+        assert!(whole.owner(&s).is_none());
+        assert!(live.owner(&s).is_some(), "the fragment owner's session keeps its owner");
     }
 }

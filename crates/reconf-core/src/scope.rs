@@ -18,6 +18,10 @@ pub enum CapabilityScope {
     Fragments(Arc<BTreeSet<String>>),
 }
 
+/// How a bundle's own fragment starts: `bundle:<id>` (see
+/// [`CapabilityScope::bundle_fragment`]).
+pub const BUNDLE_FRAGMENT_PREFIX: &str = "bundle:";
+
 /// The fragment key that stands for a whole-session scope in fragment registries.
 pub const WHOLE_SESSION_FRAGMENT: &str = "*";
 
@@ -52,7 +56,7 @@ impl CapabilityScope {
 
     /// The fragment key of a bundle.
     pub fn bundle_fragment(bundle: &BundleId) -> String {
-        format!("bundle:{bundle}")
+        format!("{BUNDLE_FRAGMENT_PREFIX}{bundle}")
     }
 
     /// A scope of the given fragments.

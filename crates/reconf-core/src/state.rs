@@ -241,6 +241,10 @@ impl State {
         self.sessions.get(session)
     }
 
+    pub(crate) fn session_bundle(&self, session: &SessionId) -> Option<BundleId> {
+        self.record(session)?.bundle.and_then(|b| self.bundle_names.get(b.slot()).cloned())
+    }
+
     pub(crate) fn retired_generation(&self, session: &SessionId) -> Option<u64> {
         self.retired.get(session).copied()
     }

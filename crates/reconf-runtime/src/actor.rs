@@ -14,8 +14,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use reconf_core::{
-    Checker, ComposedBundle, Delegation, DelegationFact, DelegationReceipt, Fact, LinkBoundary, LiveSessions,
-    Overlay, OwnerLabel, SessionId, State,
+    Checker, ComposedBundle, Delegation, DelegationFact, DelegationReceipt, Fact, LinkBoundary, LiveError,
+    LiveSessions, Overlay, OwnerLabel, OwnerToken, SessionId, State,
 };
 use reconf_effects::time::{PhysicalTimeEffects, TimeError};
 use reconf_effects::{JournalEffects, JournalError};
@@ -61,6 +61,11 @@ enum Checked {
     Close {
         session: SessionId,
         authority: reconf_core::AuthorityId,
+        respond: Responder<()>,
+        fact: Result<Fact, ManagerError>,
+    },
+    CloseOwned {
+        handle: OwnedSession,
         respond: Responder<()>,
         fact: Result<Fact, ManagerError>,
     },
@@ -119,6 +124,16 @@ impl Command {
                 let fact = cx.checker.check_close(session, authority).map_err(ManagerError::Rejected);
                 Checked::Close { session, authority, respond, fact }
             }
+            Command::CloseOwned { handle, respond } => {
+                let fact = cx.checker.check_close_owned(cx.live, &handle.capability).map_err(|e| match e {
+                    LiveError::Ownership(e) => ManagerError::Ownership(e),
+                    LiveError::Rejected(e) => ManagerError::Rejected(e),
+                    LiveError::SessionMismatch { handle, request } => {
+                        ManagerError::SessionMismatch { handle, request }
+                    }
+                });
+                Checked::CloseOwned { handle, respond, fact }
+            }
             Command::Delegate { request, respond } => {
                 let fact = cx.now().and_then(|now| {
                     cx.checker.check_delegation(&request, now).map_err(ManagerError::Rejected)
@@ -128,7 +143,14 @@ impl Command {
             Command::Handoff { request, handle, to_owner, respond } => {
                 let fact = cx.now().and_then(|now| {
                     cx.checker
-                        .check_handoff(&request, now, cx.live, &handle.capability, to_owner.clone())
+                        .check_handoff(
+                            &request,
+                            now,
+                            cx.live,
+                            &handle.capability,
+                            to_owner.clone(),
+                            fresh_token(),
+                        )
                         .map_err(ManagerError::from)
                 });
                 if fact.is_ok() {
@@ -144,7 +166,9 @@ impl Checked {
     /// The fact this command writes, if it was accepted.
     fn fact(&self) -> Option<Fact> {
         match self {
-            Checked::Register { fact, .. } | Checked::Close { fact, .. } => fact.as_ref().ok().cloned(),
+            Checked::Register { fact, .. }
+            | Checked::Close { fact, .. }
+            | Checked::CloseOwned { fact, .. } => fact.as_ref().ok().cloned(),
             Checked::Link { fact, .. } => fact.as_ref().ok().map(|(f, _)| f.clone()),
             Checked::Open { fact, .. } => fact.as_ref().ok().map(|(f, _)| f.clone()),
             Checked::Delegate { fact, .. } | Checked::Handoff { fact, .. } => {
@@ -175,6 +199,7 @@ impl Checked {
             Checked::Close { session, authority, respond, .. } => {
                 Command::Close { session, authority, respond }
             }
+            Checked::CloseOwned { handle, respond, .. } => Command::CloseOwned { handle, respond },
             Checked::Delegate { request, respond, .. } => Command::Delegate { request, respond },
             Checked::Handoff { request, handle, to_owner, respond, fact } => {
                 if fact.is_ok() {
@@ -195,7 +220,9 @@ impl Checked {
             }
             Checked::Link { respond, fact, .. } => refuse(respond, fact.map(|_| persist("link bundles"))),
             Checked::Open { respond, fact, .. } => refuse(respond, fact.map(|_| persist("open session"))),
-            Checked::Close { respond, fact, .. } => refuse(respond, fact.map(|_| persist("close session"))),
+            Checked::Close { respond, fact, .. } | Checked::CloseOwned { respond, fact, .. } => {
+                refuse(respond, fact.map(|_| persist("close session")))
+            }
             Checked::Delegate { respond, fact, .. } => refuse(respond, fact.map(|_| persist("delegation"))),
             Checked::Handoff { request, respond, fact, .. } => {
                 if fact.is_ok() {
@@ -245,6 +272,15 @@ impl Checked {
                     generation
                 }),
             ),
+            Checked::CloseOwned { respond, fact, handle } => settle(
+                respond,
+                fact.map(|fact| {
+                    let session = handle.session();
+                    state.apply(next(), &fact);
+                    tracing::info!(name: events::COMMAND_PERSISTED, session = %session, closed = true, by_owner = %handle.owner);
+                    detach_if_live(live, session);
+                }),
+            ),
             Checked::Close { respond, fact, session, .. } => settle(
                 respond,
                 fact.map(|fact| {
@@ -275,6 +311,11 @@ impl Checked {
             }
         }
     }
+}
+
+/// A fresh secret for an owner capability, from the thread's CSPRNG.
+fn fresh_token() -> OwnerToken {
+    OwnerToken::from_bytes(rand::random())
 }
 
 /// Answers `respond` with `result`; returns the error, if any, for the counters.
@@ -461,6 +502,15 @@ impl Actor {
                     self.count(false, false, result.as_ref().map(|_| ()));
                     answer(respond, result);
                 }
+                Message::Detach { handle, respond } => {
+                    let result = write(&self.shared.live).detach_with(&handle.capability);
+                    let result = result.map(|gone| {
+                        tracing::info!(name: events::OWNER_DETACHED, session = %handle.session(), owner = %gone.owner);
+                    });
+                    let result = result.map_err(ManagerError::Ownership);
+                    self.count(false, false, result.as_ref().map(|_| ()));
+                    answer(respond, result);
+                }
                 Message::Shutdown { respond } => stop.push(respond),
             }
         }
@@ -638,8 +688,13 @@ impl Actor {
         boundary: LinkBoundary,
     ) -> Result<OwnedSession, ManagerError> {
         let generation = read(&self.shared.state).check_attach(&session, &boundary)?;
-        let capability =
-            write(&self.shared.live).attach(session, owner.clone(), generation, boundary.clone())?;
+        let capability = write(&self.shared.live).attach(
+            session,
+            owner.clone(),
+            generation,
+            boundary.clone(),
+            fresh_token(),
+        )?;
         Ok(OwnedSession { owner, capability, boundary })
     }
 

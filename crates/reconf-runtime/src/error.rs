@@ -3,7 +3,7 @@
 //! [`CommandError::UnknownBundle`] from `open_session`, `delegate_session` or
 //! `attach_owner` alike).
 
-use reconf_core::{CommandError, HandoffError, OwnershipError, SessionId, Violation};
+use reconf_core::{CommandError, LiveError, OwnershipError, SessionId, Violation};
 use reconf_effects::capability::CapabilityError;
 use reconf_effects::time::TimeError;
 use reconf_effects::JournalError;
@@ -119,15 +119,15 @@ pub enum ManagerError {
     Config(String),
 }
 
-impl From<HandoffError> for ManagerError {
-    fn from(e: HandoffError) -> Self {
+impl From<LiveError> for ManagerError {
+    fn from(e: LiveError) -> Self {
         match e {
-            HandoffError::SessionMismatch { handle, request } => {
+            LiveError::SessionMismatch { handle, request } => {
                 ManagerError::SessionMismatch { handle, request }
             }
-            HandoffError::Ownership(e) => ManagerError::Ownership(e),
+            LiveError::Ownership(e) => ManagerError::Ownership(e),
             // The delegation underneath failed: the previous owner stays.
-            HandoffError::Delegation(e) => ManagerError::Reconfiguration(Box::new(ManagerError::Rejected(e))),
+            LiveError::Rejected(e) => ManagerError::Reconfiguration(Box::new(ManagerError::Rejected(e))),
         }
     }
 }

@@ -104,8 +104,8 @@ pub use reconf_core::upgrade;
 pub use reconf_core::{
     AuthorityId, BundleId, CapabilityScope, Change, CoherenceReport, CommandError, ComposedBundle, ContextId,
     Delegation, DelegationReceipt, Fact, FootprintSummary, IdParseError, LinkBoundary, LinkRecord,
-    OwnerCapability, OwnerLabel, OwnershipError, OwnershipReceipt, SessionClass, SessionFootprint, SessionId,
-    SessionRecord, State, StateStats, Violation, WHOLE_SESSION_FRAGMENT,
+    OwnerCapability, OwnerLabel, OwnerToken, OwnershipError, OwnershipReceipt, SessionClass,
+    SessionFootprint, SessionId, SessionRecord, State, StateStats, Violation, WHOLE_SESSION_FRAGMENT,
 };
 pub use reconf_effects::capability::{CapabilityEffects, CapabilityError, StaticCapabilities};
 pub use reconf_effects::time::{PhysicalTime, PhysicalTimeEffects, SimulatedClock, SystemClock, TimeError};

@@ -29,6 +29,8 @@ pub(crate) enum Message {
     Command(Command),
     /// Attach a live owner (changes no journaled state; answered in the check pass).
     Attach { session: SessionId, owner: OwnerLabel, boundary: LinkBoundary, respond: Responder<OwnedSession> },
+    /// Detach a live owner by its own handle.
+    Detach { handle: OwnedSession, respond: Responder<()> },
     /// One step of a staged upgrade (each phase is its own commit).
     #[cfg(feature = "upgrade-executor")]
     Upgrade { command: reconf_core::upgrade::UpgradeCommand, respond: Responder<UpgradeReply> },
@@ -59,6 +61,10 @@ pub(crate) enum Command {
         authority: AuthorityId,
         respond: Responder<()>,
     },
+    CloseOwned {
+        handle: OwnedSession,
+        respond: Responder<()>,
+    },
     Delegate {
         request: Delegation,
         respond: Responder<DelegationOutcome>,
@@ -77,6 +83,7 @@ impl Message {
         match self {
             Message::Command(c) => c.name(),
             Message::Attach { .. } => "attach_owner",
+            Message::Detach { .. } => "detach_owner",
             #[cfg(feature = "upgrade-executor")]
             Message::Upgrade { .. } => "upgrade",
             Message::Shutdown { .. } => "shutdown",
@@ -91,6 +98,7 @@ impl Command {
             Command::Link { .. } => "link_bundles",
             Command::Open { .. } => "open_session",
             Command::Close { .. } => "close_session",
+            Command::CloseOwned { .. } => "close_owned_session",
             Command::Delegate { .. } => "delegate_session",
             Command::Handoff { .. } => "delegate_active_session",
         }
@@ -105,6 +113,7 @@ impl Command {
     pub(crate) fn session(&self) -> Option<SessionId> {
         match self {
             Command::Open { session, .. } | Command::Close { session, .. } => Some(*session),
+            Command::CloseOwned { handle, .. } => Some(handle.session()),
             Command::Delegate { request, .. } | Command::Handoff { request, .. } => Some(request.session),
             Command::Register { .. } | Command::Link { .. } => None,
         }

@@ -256,6 +256,21 @@ impl ReconfigurationManager {
         self.command(|respond| Command::Close { session, authority, respond }).await
     }
 
+    /// Closes a session as its live owner: `handle` must be the session's current owner's
+    /// and hold the whole session (a fragment owner cannot close what it does not own).
+    /// The session is closed as its active holder, and the owner detached.
+    pub async fn close_owned_session(&self, handle: &OwnedSession) -> Result<(), ManagerError> {
+        let handle = handle.clone();
+        self.command(|respond| Command::CloseOwned { handle, respond }).await
+    }
+
+    /// Detaches a live owner by its own handle, which must be current and hold the whole
+    /// session; the session stays open.
+    pub async fn detach_owner(&self, handle: &OwnedSession) -> Result<(), ManagerError> {
+        let handle = handle.clone();
+        self.ask(|respond| Message::Detach { handle, respond }).await
+    }
+
     /// Full coherence audit of the published state.
     pub async fn verify_coherence(&self) -> CoherenceReport {
         let report = read(&self.shared.state).verify_coherence();
