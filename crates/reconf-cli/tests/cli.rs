@@ -154,6 +154,11 @@ fn status_bundles_open_delegate_and_link() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A session runs one bundle: delegating it through another is refused, not a rebinding.
+    let other =
+        ["delegate", "--session", &session, "--from", &bob, "--to", "carol", "--bundle", "guardian_handoff"];
+    let line = r.run(&other).one_error_line().to_owned();
+    assert_eq!(line, format!("error: session {session} runs bundle device_migration, not guardian_handoff"));
     r.ok(&[
         "delegate",
         "--session",
@@ -163,7 +168,7 @@ fn status_bundles_open_delegate_and_link() {
         "--to",
         "carol",
         "--bundle",
-        "guardian_handoff",
+        "device_migration",
     ]);
 
     let status = r.state();
@@ -421,11 +426,123 @@ fn verify_names_the_corrupt_record_and_every_reader_refuses() {
     // Recovery reads the same records: status refuses too, naming the same sequence.
     let line = r.run(&["status"]).one_error_line().to_owned();
     assert!(line.contains(&format!("journal record {victim} is corrupt")), "{line}");
-    let line = r.run(&["journal", "dump"]).one_error_line().to_owned();
-    assert!(line.contains(&format!("journal record {victim} is corrupt")), "{line}");
     // Records before the damage stay readable.
     let before = r.ok(&["journal", "dump", "--limit", &(victim - 1).to_string()]).stdout;
     assert_eq!(before.lines().count() as u64, victim - 1);
+    // A dump over the damage prints every good record before it, then the error, and
+    // fails: forensics needs the records around the damage.
+    for (from, json) in [(1, false), (victim.saturating_sub(3).max(1), true)] {
+        let mut args = vec!["journal".to_owned(), "dump".into(), "--from".into(), from.to_string()];
+        args.extend(["--limit".into(), "100000".into()]);
+        if json {
+            args.push("--json".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = r.run(&args);
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        let printed: Vec<&str> = run.stdout.lines().collect();
+        assert_eq!(printed.len() as u64, victim - from, "every good record before {victim}");
+        let last = printed.last().unwrap();
+        let last_seq = if json {
+            serde_json::from_str::<Value>(last).unwrap()["sequence"].as_u64().unwrap()
+        } else {
+            last.split_whitespace().next().unwrap().parse::<u64>().unwrap()
+        };
+        assert_eq!(last_seq, victim - 1);
+        let errors: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(errors, [format!("error: journal record {victim} is corrupt: checksum mismatch")]);
+    }
+}
+
+#[test]
+fn a_journal_held_by_another_process_is_named_as_in_use() {
+    let r = Reconf::new();
+    r.open("alice", "device_migration");
+    // A long simulation holds the journal open.
+    let mut holder = std::process::Command::new(assert_cmd::cargo::cargo_bin("reconf"))
+        .args(["--data-dir", r.dir.to_str().unwrap(), "simulate", "--json"])
+        .args(["--sessions", "200000", "--delegations", "2000000"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let line = loop {
+        let run = r.run(&["status"]);
+        if !run.success() {
+            break run.one_error_line().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "the journal never looked busy");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    holder.kill().unwrap();
+    let _ = holder.wait();
+    assert_eq!(line, format!("error: journal at {} is in use by another process", r.dir.display()));
+}
+
+#[test]
+fn a_fact_of_a_newer_schema_is_named_as_newer_not_corrupt() {
+    use reconf_runtime::{Change, ExpectedHead, Fact, JournalEffects, RocksJournal, RocksJournalOptions};
+    let r = Reconf::new();
+    let session = r.open("alice", "device_migration");
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let head = rt.block_on(async {
+        let journal = RocksJournal::open(&r.dir, RocksJournalOptions::default()).unwrap();
+        let head = journal.head().await.unwrap().unwrap();
+        let fact = Fact {
+            schema_version: reconf_runtime::crates::core::FACT_SCHEMA_VERSION + 1,
+            change: Change::SessionClosed {
+                session: session.parse().unwrap(),
+                authority: reconf_runtime::AuthorityId::from_label("alice"),
+            },
+        };
+        journal.commit(vec![fact], ExpectedHead::At(head)).await.unwrap();
+        journal.close().await.unwrap();
+        head + 1
+    });
+    let supported = reconf_runtime::crates::core::FACT_SCHEMA_VERSION;
+    let expected = format!(
+        "journal record {head} holds a fact of schema version {}, newer than the supported {supported}; upgrade reconf",
+        supported + 1
+    );
+    for command in [&["verify"][..], &["status"], &["journal", "dump"]] {
+        let run = r.run(command);
+        assert_eq!(run.code, Some(1), "{command:?}");
+        let line = run.stderr.lines().last().unwrap_or_default();
+        assert!(line.starts_with("error: ") && line.ends_with(&expected), "{command:?}: {line}");
+        assert!(!line.contains("corrupt"), "{line}");
+    }
+}
+
+#[test]
+fn status_json_carries_every_authoritys_footprint_summary() {
+    let r = Reconf::new();
+    let s1 = r.open("alice", "device_migration");
+    r.ok(&["delegate", "--session", &s1, "--from", "alice", "--to", "bob", "--bundle", "device_migration"]);
+    let status = r.ok(&["status", "--json"]).json();
+    let authorities = status["authorities"].as_array().unwrap();
+    assert_eq!(authorities.len(), 2);
+    for a in authorities {
+        let digest = a["digest"].as_str().unwrap();
+        assert_eq!(digest.len(), 16, "{a}");
+        assert!(digest.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(digest, "0000000000000000", "both hold or gave a session: {a}");
+    }
+    let counts: Vec<(u64, u64, u64)> = authorities
+        .iter()
+        .map(|a| {
+            (
+                a["native"].as_u64().unwrap(),
+                a["delegated_in"].as_u64().unwrap(),
+                a["delegated_out"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(counts.contains(&(0, 1, 0)) && counts.contains(&(0, 0, 1)), "{counts:?}");
+    // Equal journals give equal summaries; a different one does not.
+    let again = r.ok(&["status", "--json"]).json();
+    assert_eq!(again["authorities"], status["authorities"]);
 }
 
 #[test]

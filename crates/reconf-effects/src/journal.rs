@@ -204,6 +204,24 @@ pub enum JournalError {
         /// Supported here.
         supported: u16,
     },
+    /// A record holds a fact of a newer schema than this build reads: the journal is
+    /// sound, this build is too old for it.
+    #[error("journal record {sequence} holds a fact of schema version {found}, newer than the supported {supported}; upgrade reconf")]
+    NewerFact {
+        /// The record.
+        sequence: Sequence,
+        /// The fact's schema version.
+        found: u16,
+        /// The newest this build reads.
+        supported: u16,
+    },
+    /// The journal's storage is held by another process, or another open handle in this
+    /// one (an embedded store takes an exclusive lock).
+    #[error("journal at {path} is in use by another process")]
+    InUse {
+        /// Where the journal is.
+        path: String,
+    },
     /// A fact could not be encoded.
     #[error("fact could not be encoded: {reason}")]
     Encode {

@@ -131,10 +131,11 @@ pub(crate) fn decode_fact(sequence: Sequence, payload: &[u8]) -> Result<Fact, Jo
         return Err(undecodable(format!("{} trailing bytes after the fact", rest.len())));
     }
     if fact.schema_version > FACT_SCHEMA_VERSION {
-        return Err(undecodable(format!(
-            "fact schema version {} is newer than the supported {FACT_SCHEMA_VERSION}",
-            fact.schema_version
-        )));
+        return Err(JournalError::NewerFact {
+            sequence,
+            found: fact.schema_version,
+            supported: FACT_SCHEMA_VERSION,
+        });
     }
     Ok(fact)
 }

@@ -58,8 +58,17 @@ pub(crate) fn open_db(path: &Path, options: &RocksJournalOptions) -> Result<DB, 
         let opts = if name == RECORDS_CF { records_opts.clone() } else { Options::default() };
         ColumnFamilyDescriptor::new(name, opts)
     });
-    let db = DB::open_cf_descriptors(&db_opts, path, descriptors)
-        .map_err(|e| storage(&format!("opening {}", path.display()), e))?;
+    let db = DB::open_cf_descriptors(&db_opts, path, descriptors).map_err(|e| {
+        // RocksDB takes an exclusive lock on the directory's LOCK file. Another process
+        // holding it is reported as "IO error: While lock file: <dir>/LOCK: Resource
+        // temporarily unavailable" (another handle in this process: "lock hold by current
+        // process ... <dir>/LOCK"), which says nothing a person can act on.
+        if e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("/LOCK") {
+            JournalError::InUse { path: path.display().to_string() }
+        } else {
+            storage(&format!("opening {}", path.display()), e)
+        }
+    })?;
     check_format(&db)?;
     Ok(db)
 }

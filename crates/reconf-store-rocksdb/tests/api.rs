@@ -119,3 +119,34 @@ fn works_without_a_tokio_runtime() {
         assert_eq!(journal.verify().await.unwrap().head, Some(2));
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_held_open_is_in_use_not_a_storage_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = RocksJournal::open(dir.path(), RocksJournalOptions::default()).unwrap();
+    let err = RocksJournal::open(dir.path(), RocksJournalOptions::default()).unwrap_err();
+    assert_eq!(err, JournalError::InUse { path: dir.path().display().to_string() });
+    assert_eq!(err.to_string(), format!("journal at {} is in use by another process", dir.path().display()));
+    first.close().await.unwrap();
+    RocksJournal::open(dir.path(), RocksJournalOptions::default()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fact_of_a_newer_schema_is_named_with_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = RocksJournal::open(dir.path(), RocksJournalOptions::default()).unwrap();
+    let bundle = reconf_core::ComposedBundle::new(reconf_core::BundleId::new("x").unwrap());
+    let newer = reconf_core::Fact {
+        schema_version: reconf_core::FACT_SCHEMA_VERSION + 3,
+        change: reconf_core::Change::BundleRegistered { bundle },
+    };
+    journal.commit(vec![newer], ExpectedHead::Empty).await.unwrap();
+    assert_eq!(
+        journal.read(1, 10).await.unwrap_err(),
+        JournalError::NewerFact {
+            sequence: 1,
+            found: reconf_core::FACT_SCHEMA_VERSION + 3,
+            supported: reconf_core::FACT_SCHEMA_VERSION
+        }
+    );
+}

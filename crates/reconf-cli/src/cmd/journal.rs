@@ -3,8 +3,8 @@
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use reconf_runtime::JournalEffects;
-use reconf_runtime::RocksJournal;
+use reconf_runtime::crates::effects::JournalRecord;
+use reconf_runtime::{JournalEffects, JournalError, RocksJournal};
 
 use crate::cli::DumpArgs;
 use crate::data::{self, Access};
@@ -30,18 +30,37 @@ async fn list(journal: &RocksJournal, args: &DumpArgs) -> Result<(), CliError> {
     let mut from = args.from.max(1);
     let mut left = args.limit.unwrap_or(usize::MAX);
     while left > 0 {
-        let page = journal.read(from, left.min(PAGE)).await?;
+        let page = match journal.read(from, left.min(PAGE)).await {
+            Ok(page) => page,
+            // Forensics needs the records around the damage: print the good ones before the
+            // bad record, then report it (and exit non-zero).
+            Err(e @ JournalError::Corrupt { sequence, .. }) if sequence > from => {
+                let good = journal.read(from, usize::try_from(sequence - from).unwrap_or(usize::MAX)).await?;
+                print(&mut out, &good, args.json)?;
+                out.flush().map_err(stdout_error)?;
+                return Err(e.into());
+            }
+            Err(e) => {
+                out.flush().map_err(stdout_error)?;
+                return Err(e.into());
+            }
+        };
         let Some(last) = page.last() else { break };
         from = last.sequence + 1;
         left -= page.len();
-        for r in &page {
-            if args.json {
-                let value = serde_json::to_string(&output::record_json(r.sequence, &r.fact)?)?;
-                line_to(&mut out, format_args!("{value}"))?;
-            } else {
-                line_to(&mut out, format_args!("{:>8}  {}", r.sequence, output::fact_text(&r.fact)))?;
-            }
-        }
+        print(&mut out, &page, args.json)?;
     }
     out.flush().map_err(stdout_error)
+}
+
+fn print(out: &mut impl Write, records: &[JournalRecord], json: bool) -> Result<(), CliError> {
+    for r in records {
+        if json {
+            let value = serde_json::to_string(&output::record_json(r.sequence, &r.fact)?)?;
+            line_to(out, format_args!("{value}"))?;
+        } else {
+            line_to(out, format_args!("{:>8}  {}", r.sequence, output::fact_text(&r.fact)))?;
+        }
+    }
+    Ok(())
 }

@@ -46,6 +46,9 @@ struct Authority {
     native: u64,
     delegated_in: u64,
     delegated_out: u64,
+    /// The footprint's order-independent digest, 16 hex digits: two journals whose
+    /// authorities have equal counts and digests hold the same footprints.
+    digest: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -61,6 +64,7 @@ fn authority(id: reconf_runtime::AuthorityId, s: FootprintSummary) -> Authority 
         native: s.native,
         delegated_in: s.delegated_in,
         delegated_out: s.delegated_out,
+        digest: format!("{:016x}", s.digest),
     }
 }
 
