@@ -242,7 +242,8 @@ impl Model {
             return Expect::Refused;
         }
         mb.members = members;
-        mb.epoch += 1;
+        // Epochs count from 0 at the first seeding.
+        mb.epoch = if mb.events == 0 { 0 } else { mb.epoch + 1 };
         mb.events += 1;
         Expect::Ended(End::Committed)
     }

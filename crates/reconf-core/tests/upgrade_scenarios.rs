@@ -18,10 +18,11 @@ fn seeded(members: &[&str]) -> (Harness, reconf_core::BundleId) {
 // ---- seeding -------------------------------------------------------------------------
 
 #[test]
-fn seeding_records_a_membership_event_at_epoch_one() {
+fn seeding_records_a_membership_event_at_epoch_zero() {
     let (h, b) = seeded(&["b", "a", "a"]);
     assert_eq!(h.book.members(&b), Some(&set(&["a", "b"])));
-    assert_eq!(h.book.epoch(&b), 1);
+    assert_eq!(h.book.epoch(&b), FIRST_EPOCH);
+    assert_eq!(h.book.history(&b)[0].epoch, 0, "telltale's anchor: seeding is epoch 0");
     let events = h.book.history(&b);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].previous, set(&[]));
@@ -41,14 +42,14 @@ fn seeding_an_empty_membership_is_refused() {
 fn seeding_over_history_needs_force() {
     let (mut h, b) = seeded(&["a"]);
     let err = h.seed(&b, &["x"], false).unwrap_err();
-    assert_eq!(err, UpgradeError::HistoryExists { bundle: b.clone(), epoch: 1, members: set(&["a"]) });
+    assert_eq!(err, UpgradeError::HistoryExists { bundle: b.clone(), epoch: 0, members: set(&["a"]) });
     assert_eq!(
         err.to_string(),
-        "bundle wallet already has membership history (epoch 1, members [a]); seeding over it needs force"
+        "bundle wallet already has membership history (epoch 0, members [a]); seeding over it needs force"
     );
     h.seed(&b, &["x"], true).unwrap();
     assert_eq!(h.book.members(&b), Some(&set(&["x"])));
-    assert_eq!(h.book.epoch(&b), 2);
+    assert_eq!(h.book.epoch(&b), 1, "a forced re-seed is one change after the seeding");
     let last = h.book.history(&b).last().unwrap();
     assert_eq!((last.added.clone(), last.removed.clone()), (set(&["x"]), set(&["a"])));
     assert_eq!(last.cause, MembershipCause::Seeded { forced: true });
@@ -84,16 +85,16 @@ fn upgrading_an_unseeded_bundle_is_refused() {
 fn the_expected_epoch_guards_against_racing_upgrades() {
     let (mut h, b) = seeded(&["a"]);
     let req = request("u1", vec![step("s1", &["a", "b"])]);
-    let err = h.book.check_begin(&b, &req, Some(0)).unwrap_err();
-    assert_eq!(err, UpgradeError::EpochMismatch { bundle: b.clone(), expected: 0, actual: 1 });
-    assert_eq!(err.to_string(), "bundle wallet is at epoch 1, not the expected 0");
-    assert!(h.upgrade(&b, &req, Some(1), None).is_ok());
-    // A second racer that read epoch 1 is refused, nothing written.
+    let err = h.book.check_begin(&b, &req, Some(1)).unwrap_err();
+    assert_eq!(err, UpgradeError::EpochMismatch { bundle: b.clone(), expected: 1, actual: 0 });
+    assert_eq!(err.to_string(), "bundle wallet is at epoch 0, not the expected 1");
+    assert!(h.upgrade(&b, &req, Some(0), None).is_ok());
+    // A second racer that read epoch 0 is refused, nothing written.
     let before = h.journal.len();
     let racer = request("u2", vec![step("s1", &["a"])]);
     assert!(matches!(
-        h.upgrade(&b, &racer, Some(1), None),
-        Err(UpgradeError::EpochMismatch { actual: 2, .. })
+        h.upgrade(&b, &racer, Some(0), None),
+        Err(UpgradeError::EpochMismatch { actual: 1, .. })
     ));
     assert_eq!(h.journal.len(), before);
 }
@@ -133,11 +134,11 @@ fn success_commits_the_last_steps_members_one_epoch_per_step() {
         "u1",
         vec![step("s1", &["a", "b", "c"]), step("s2", &["b", "c"]), step("s3", &["c", "b", "d"])],
     );
-    let x = h.upgrade(&b, &req, Some(1), None).unwrap();
+    let x = h.upgrade(&b, &req, Some(0), None).unwrap();
     assert_eq!(x.phase_sequence(), [Staged, Admitted, CommittedCutover]);
     assert_eq!(x.outcome(), Some(CommittedCutover));
     assert_eq!(h.book.members(&b), Some(&set(&["b", "c", "d"])));
-    assert_eq!(h.book.epoch(&b), 4);
+    assert_eq!(h.book.epoch(&b), 3);
     let steps: Vec<_> = h.book.history(&b)[1..]
         .iter()
         .map(|e| (e.epoch, e.added.clone(), e.removed.clone(), e.cause.clone()))
@@ -146,9 +147,9 @@ fn success_commits_the_last_steps_members_one_epoch_per_step() {
     assert_eq!(
         steps,
         vec![
-            (2, set(&["c"]), set(&[]), cause("s1")),
-            (3, set(&[]), set(&["a"]), cause("s2")),
-            (4, set(&["d"]), set(&[]), cause("s3")),
+            (1, set(&["c"]), set(&[]), cause("s1")),
+            (2, set(&[]), set(&["a"]), cause("s2")),
+            (3, set(&["d"]), set(&[]), cause("s3")),
         ]
     );
     // The artifacts carry previous and next members, sorted and unique.
@@ -230,7 +231,7 @@ fn repeating_an_upgrade_id_returns_the_recorded_execution_without_running_it() {
     let ok = request("ok", vec![step("s1", &["a", "b"])]);
     let rolled = request("rolled", vec![step("s1", &["a", "c"])]);
     let bad = request("bad", vec![]);
-    let x_ok = h.upgrade(&b, &ok, Some(1), None).unwrap();
+    let x_ok = h.upgrade(&b, &ok, Some(0), None).unwrap();
     let x_rolled = h.upgrade(&b, &rolled, None, Some(0)).unwrap();
     assert!(h.upgrade(&b, &bad, None, None).is_err());
     let x_bad = h.book.execution(&b, &uid("bad")).unwrap().clone();
@@ -617,22 +618,57 @@ fn tampered_snapshots_are_rejected_with_a_typed_error() {
         (|s| s.schema_version += 1, |v| matches!(v, SnapshotViolation::UnsupportedSchema { .. })),
         (|s| s.active_members.clear(), |v| matches!(v, SnapshotViolation::EmptyMembers)),
         (|s| s.history.clear(), |v| matches!(v, SnapshotViolation::MissingHistory)),
-        (|s| s.history[2].epoch = 1, |v| matches!(v, SnapshotViolation::EpochNotIncreasing { index: 2, .. })),
+        (|s| s.history[2].epoch = 0, |v| matches!(v, SnapshotViolation::EpochNotIncreasing { index: 2, .. })),
         (
-            |s| s.history[2].epoch = 2,
-            |v| matches!(v, SnapshotViolation::EpochNotIncreasing { index: 2, epoch: 2, previous: 2 }),
+            |s| s.history[2].epoch = 1,
+            |v| matches!(v, SnapshotViolation::EpochNotIncreasing { index: 2, epoch: 1, previous: 1 }),
         ),
-        (|s| s.history.swap(1, 2), |v| matches!(v, SnapshotViolation::BrokenHistory { epoch: 3 })),
+        // Increasing is not enough: the history determines each epoch, one more each time.
+        (
+            |s| s.history[2].epoch = 3,
+            |v| matches!(v, SnapshotViolation::EpochNotIncreasing { index: 2, epoch: 3, previous: 1 }),
+        ),
+        (|s| s.history.swap(1, 2), |v| matches!(v, SnapshotViolation::EpochNotIncreasing { index: 1, .. })),
+        (
+            |s| {
+                let (first, second) = (s.history[1].epoch, s.history[2].epoch);
+                s.history.swap(1, 2);
+                s.history[1].epoch = first;
+                s.history[2].epoch = second;
+            },
+            |v| matches!(v, SnapshotViolation::BrokenHistory { epoch: 1 }),
+        ),
         (
             |s| s.history[1].previous.insert(m("x")).then_some(()).unwrap(),
-            |v| matches!(v, SnapshotViolation::BrokenHistory { epoch: 2 }),
+            |v| matches!(v, SnapshotViolation::BrokenHistory { epoch: 1 }),
         ),
         (
             |s| s.history[2].added.insert(m("x")).then_some(()).unwrap(),
-            |v| matches!(v, SnapshotViolation::WrongDelta { epoch: 3 }),
+            |v| matches!(v, SnapshotViolation::WrongDelta { epoch: 2 }),
         ),
-        (|s| s.history[2].removed.clear(), |v| matches!(v, SnapshotViolation::WrongDelta { epoch: 3 })),
-        (|s| s.epoch += 1, |v| matches!(v, SnapshotViolation::EpochMismatch { event_epoch: 3, epoch: 4 })),
+        (|s| s.history[2].removed.clear(), |v| matches!(v, SnapshotViolation::WrongDelta { epoch: 2 })),
+        (|s| s.epoch += 1, |v| matches!(v, SnapshotViolation::EpochMismatch { event_epoch: 2, epoch: 3 })),
+        // The history opens with the first seeding, at epoch 0, from no members.
+        (
+            |s| {
+                for e in &mut s.history {
+                    e.epoch += 1;
+                }
+                s.epoch += 1;
+            },
+            |v| matches!(v, SnapshotViolation::NotSeededFirst { epoch: 1 }),
+        ),
+        (
+            |s| s.history[0].previous.insert(m("z")).then_some(()).unwrap(),
+            |v| matches!(v, SnapshotViolation::NotSeededFirst { .. }),
+        ),
+        // A step's change needs the committed upgrade that made it.
+        (
+            |s| {
+                s.executions.remove(0);
+            },
+            |v| matches!(v, SnapshotViolation::UnrecordedStep { epoch: 1, .. }),
+        ),
         (
             |s| {
                 s.active_members.insert(m("x"));
@@ -707,10 +743,10 @@ fn a_journaled_restore_is_guarded_like_a_seed() {
     let (src, b, snap) = busy_snapshot();
     let (mut h, _) = seeded(&["q"]);
     let err = h.book.check_restore(&b, snap.clone(), OnHistory::Refuse).unwrap_err();
-    assert!(matches!(err, UpgradeError::HistoryExists { epoch: 1, .. }));
+    assert!(matches!(err, UpgradeError::HistoryExists { epoch: 0, .. }));
     let fact = h.book.check_restore(&b, snap.clone(), OnHistory::Replace).unwrap();
     assert_eq!(fact.kind(), "upgrade.snapshot_restored");
-    assert_eq!(h.write(fact), UpgradeApplied::Restored { bundle: b.clone(), epoch: 3 });
+    assert_eq!(h.write(fact), UpgradeApplied::Restored { bundle: b.clone(), epoch: 2 });
     assert_eq!(h.book, src.book);
     assert_eq!(UpgradeBook::replay(&h.journal), h.book);
     let mut bad = snap;
@@ -822,7 +858,7 @@ fn a_scoped_book_checks_a_batch_for_one_bundle_like_the_whole_book() {
     let seed = scoped.check_seed(&b, [m("x")], OnHistory::Replace).unwrap();
     scoped.apply(&seed);
     let Begin::Staged(staged) =
-        scoped.check_begin(&b, &request("u1", vec![step("s1", &["x", "y"])]), Some(2)).unwrap()
+        scoped.check_begin(&b, &request("u1", vec![step("s1", &["x", "y"])]), Some(1)).unwrap()
     else {
         panic!("valid")
     };

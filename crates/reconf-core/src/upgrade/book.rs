@@ -10,7 +10,7 @@ use crate::ids::BundleId;
 
 use super::error::UpgradeError;
 use super::names::{Member, UpgradeId};
-use super::snapshot::{MembershipCause, MembershipEvent, UpgradeExecution, UpgradeSnapshot};
+use super::snapshot::{MembershipCause, MembershipEvent, UpgradeExecution, UpgradeSnapshot, FIRST_EPOCH};
 use super::types::{
     Begin, PhaseArtifact, RollbackCause, RuntimeUpgradeRequest, UpgradeApplied, UpgradeFact, UpgradePhase,
     UpgradeStep, UPGRADE_SCHEMA_VERSION,
@@ -477,8 +477,14 @@ impl UpgradeBook {
         }
         let entry =
             self.bundles.entry(bundle.clone()).or_insert_with(|| Entry::new(UpgradeSnapshot::unseeded()));
-        let Some(epoch) = entry.snap.epoch.checked_add(1) else {
-            return ignored(bundle, "the membership epoch is exhausted");
+        // The first seeding is epoch 0 (telltale's anchor); each change after it is one more.
+        let epoch = if entry.snap.history.is_empty() {
+            FIRST_EPOCH
+        } else {
+            let Some(epoch) = entry.snap.epoch.checked_add(1) else {
+                return ignored(bundle, "the membership epoch is exhausted");
+            };
+            epoch
         };
         let previous = std::mem::replace(&mut entry.snap.active_members, members.clone());
         entry.snap.history.push(MembershipEvent::new(

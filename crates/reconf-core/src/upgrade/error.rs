@@ -204,8 +204,23 @@ pub enum SnapshotViolation {
     /// Active members but no membership history to account for them.
     #[error("the snapshot has active members but no membership history")]
     MissingHistory,
-    /// History epochs not strictly increasing.
-    #[error("history event {index} has epoch {epoch}, not after the previous event's {previous}")]
+    /// The history does not open with the bundle's first seeding, at epoch 0 from no
+    /// members.
+    #[error("the history opens with an event at epoch {epoch} that is not the first seeding (epoch 0, from no members)")]
+    NotSeededFirst {
+        /// The first event's epoch.
+        epoch: u64,
+    },
+    /// A step's membership change that no committed upgrade of the snapshot records.
+    #[error("history event at epoch {epoch} is a step of upgrade {upgrade_id}, which the snapshot does not record as committed with that step")]
+    UnrecordedStep {
+        /// The event's epoch.
+        epoch: u64,
+        /// The upgrade it names.
+        upgrade_id: UpgradeId,
+    },
+    /// History epochs that do not advance by exactly one.
+    #[error("history event {index} has epoch {epoch}, not the one after the previous event's {previous}")]
     EpochNotIncreasing {
         /// Position in the history.
         index: usize,

@@ -19,6 +19,17 @@
 //! racing upgrades. A bundle's state exports as an [`UpgradeSnapshot`], which is validated
 //! when restored.
 //!
+//! **Epochs** count from 0 at a bundle's first seeding ([`FIRST_EPOCH`]) and grow by one
+//! with each later membership change (a forced re-seed, each cutover step): telltale's
+//! anchor, so a history ported from it keeps its numbers.
+//!
+//! **Restoring is for trusted input.** A restored snapshot is accepted once it is
+//! internally consistent: every field the history determines is checked (members at each
+//! event, added/removed as their difference, consecutive epochs from the first seeding, the
+//! last event at the snapshot's epoch and members, each step's change backed by the
+//! committed upgrade that made it, legal phase sequences). That proves the snapshot could
+//! have happened, not that it did: restore only what you exported or otherwise trust.
+//!
 //! Nothing here does I/O, reads a clock or keeps a lock: the runtime supplies step
 //! outcomes and persistence.
 //!
@@ -38,7 +49,7 @@
 //!
 //! let seed = book.check_seed(&bundle, [m("alice"), m("bob")], OnHistory::Refuse).unwrap();
 //! write(&mut book, seed);
-//! assert_eq!(book.epoch(&bundle), 1);
+//! assert_eq!(book.epoch(&bundle), 0); // seeding is epoch 0
 //!
 //! // Two steps: add carol, then retire alice. Every step keeps a member of the one before.
 //! let plan = UpgradePlan::new(
@@ -52,7 +63,7 @@
 //! let id = UpgradeId::new("release-42").unwrap();
 //! let request = RuntimeUpgradeRequest::new(id.clone(), plan, CompatibilityContract::default());
 //!
-//! let Begin::Staged(staged) = book.check_begin(&bundle, &request, Some(1)).unwrap() else {
+//! let Begin::Staged(staged) = book.check_begin(&bundle, &request, Some(0)).unwrap() else {
 //!     panic!("the request is valid");
 //! };
 //! write(&mut book, staged);
@@ -67,7 +78,7 @@
 //! write(&mut book, committed);
 //!
 //! assert_eq!(book.members(&bundle), Some(&[m("bob"), m("carol")].into()));
-//! assert_eq!(book.epoch(&bundle), 3); // seed, then one epoch per step
+//! assert_eq!(book.epoch(&bundle), 2); // seeded at 0, then one epoch per step
 //! let execution = book.execution(&bundle, &id).unwrap();
 //! assert_eq!(
 //!     execution.phase_sequence(),
@@ -102,7 +113,7 @@ pub use error::{NameError, PlacementError, SnapshotViolation, UpgradeError, Vali
 pub use names::{Member, ObligationId, PlanId, PublicationId, StepId, UpgradeId};
 pub use placement::{validate_placements, Placement, PlacementObservation};
 pub use snapshot::{
-    MembershipCause, MembershipEvent, UpgradeExecution, UpgradeSnapshot, FINISHED_SEQUENCES,
+    MembershipCause, MembershipEvent, UpgradeExecution, UpgradeSnapshot, FINISHED_SEQUENCES, FIRST_EPOCH,
     IN_FLIGHT_SEQUENCES,
 };
 pub use types::{

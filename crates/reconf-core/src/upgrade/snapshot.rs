@@ -19,6 +19,12 @@ pub const FINISHED_SEQUENCES: [&[UpgradePhase]; 4] = [
 ];
 
 /// The phase sequences of an execution still in flight.
+/// The epoch a bundle's first seeding records. Epochs count from 0 at seeding, and each
+/// later membership change (a forced re-seed, each cutover step) is one more — the same
+/// anchor as telltale's, so an upgrade history ported from it keeps its numbers.
+pub const FIRST_EPOCH: u64 = 0;
+
+/// Legal phase sequences of an upgrade still in flight.
 pub const IN_FLIGHT_SEQUENCES: [&[UpgradePhase]; 2] = [&[Staged], &[Staged, Admitted]];
 
 /// What caused a membership change.
@@ -153,16 +159,40 @@ impl UpgradeSnapshot {
         }
         let mut before: Option<&MembershipEvent> = None;
         for (index, event) in self.history.iter().enumerate() {
-            if let Some(prev) = before {
-                if event.epoch <= prev.epoch {
-                    return Err(SnapshotViolation::EpochNotIncreasing {
-                        index,
-                        epoch: event.epoch,
-                        previous: prev.epoch,
-                    });
+            match before {
+                // The history determines every epoch: the first seeding is FIRST_EPOCH
+                // from no members, and each change after it is exactly one more.
+                None => {
+                    let seeded = matches!(event.cause, MembershipCause::Seeded { .. });
+                    if event.epoch != FIRST_EPOCH || !seeded || !event.previous.is_empty() {
+                        return Err(SnapshotViolation::NotSeededFirst { epoch: event.epoch });
+                    }
                 }
-                if event.previous != prev.next {
-                    return Err(SnapshotViolation::BrokenHistory { epoch: event.epoch });
+                Some(prev) => {
+                    if prev.epoch.checked_add(1) != Some(event.epoch) {
+                        return Err(SnapshotViolation::EpochNotIncreasing {
+                            index,
+                            epoch: event.epoch,
+                            previous: prev.epoch,
+                        });
+                    }
+                    if event.previous != prev.next {
+                        return Err(SnapshotViolation::BrokenHistory { epoch: event.epoch });
+                    }
+                }
+            }
+            // A step's change must come from a committed upgrade this snapshot records.
+            if let MembershipCause::Step { upgrade_id, step_id } = &event.cause {
+                let recorded = self.executions.iter().any(|x| {
+                    x.upgrade_id == *upgrade_id
+                        && x.outcome() == Some(UpgradePhase::CommittedCutover)
+                        && x.phases.iter().any(|a| a.plan.steps.iter().any(|s| s.step_id == *step_id))
+                });
+                if !recorded {
+                    return Err(SnapshotViolation::UnrecordedStep {
+                        epoch: event.epoch,
+                        upgrade_id: upgrade_id.clone(),
+                    });
                 }
             }
             if event.next.is_empty() {
