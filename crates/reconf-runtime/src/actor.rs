@@ -19,7 +19,7 @@ use reconf_core::{
 };
 use reconf_effects::time::{PhysicalTimeEffects, TimeError};
 use reconf_effects::{JournalEffects, JournalError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::commit::{self, Failure};
 use crate::error::ManagerError;
@@ -466,7 +466,15 @@ impl Actor {
                     }
                 }
             };
-            if !self.take(&mut pipe, batch).await {
+            if let Some(stop) = self.take(&mut pipe, batch).await {
+                // Close the journal before answering, so a caller that reopens the same
+                // store after `shutdown` returns finds it free.
+                self.flush(&mut pipe).await;
+                self.finish_snapshot().await;
+                drop(self);
+                for respond in stop {
+                    let _ = respond.send(());
+                }
                 return;
             }
         }
@@ -477,8 +485,8 @@ impl Actor {
 
     /// Takes one batch of messages: commands are checked into the pending batch (and
     /// committed at once when nothing is in flight); the others wait for the pipeline to
-    /// drain where they must. Returns false once the actor has stopped.
-    async fn take(&mut self, pipe: &mut Pipe, batch: Vec<Message>) -> bool {
+    /// drain where they must. Returns the callers of `shutdown`, if any asked.
+    async fn take(&mut self, pipe: &mut Pipe, batch: Vec<Message>) -> Option<Vec<oneshot::Sender<()>>> {
         Shared::bump(&self.shared.batches, 1);
         telemetry::batch(batch.len());
         let mut commands = Vec::with_capacity(batch.len());
@@ -518,17 +526,7 @@ impl Actor {
         if pipe.in_flight.is_none() {
             self.launch(pipe);
         }
-        if stop.is_empty() {
-            return true;
-        }
-        // Close the journal before answering, so a caller that reopens the same store after
-        // `shutdown` returns finds it free.
-        self.flush(pipe).await;
-        self.finish_snapshot().await;
-        for respond in stop {
-            let _ = respond.send(());
-        }
-        false
+        (!stop.is_empty()).then_some(stop)
     }
 
     /// Checks `commands` into the pending batch, against the state plus what is pending or
