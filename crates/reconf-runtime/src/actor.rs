@@ -380,11 +380,13 @@ struct Batch {
     facts: Vec<Fact>,
 }
 
-type CommitFuture = Pin<Box<dyn Future<Output = Result<u64, Failure>> + Send>>;
+/// A commit being made durable; it hands its facts back with the outcome, so the batch's
+/// facts are copied once, for the journal.
+type CommitFuture = Pin<Box<dyn Future<Output = (Result<u64, Failure>, Vec<Fact>)> + Send>>;
 
 /// A batch whose commit is being made durable.
 struct InFlight {
-    batch: Batch,
+    checked: Vec<Checked>,
     /// The head it was committed after.
     head: u64,
     /// Conflicts it has met so far.
@@ -451,8 +453,8 @@ impl Actor {
                     let room = pipe.pending.checked.len() < MAX_BATCH;
                     tokio::select! {
                         biased;
-                        landed = &mut flight.commit => {
-                            self.land(&mut pipe, landed).await;
+                        (landed, facts) = &mut flight.commit => {
+                            self.land(&mut pipe, landed, facts).await;
                             continue;
                         }
                         first = rx.recv(), if room => match first {
@@ -570,9 +572,12 @@ impl Actor {
             return;
         }
         let journal = Arc::clone(&self.journal);
-        let facts = pending.facts.clone();
-        let commit = Box::pin(async move { commit::commit(journal.as_ref(), head, &facts).await });
-        pipe.in_flight = Some(InFlight { batch: pending, head, attempt: pipe.attempt, commit });
+        let Batch { checked, facts } = pending;
+        let commit: CommitFuture = Box::pin(async move {
+            let landed = commit::commit(journal.as_ref(), head, &facts).await;
+            (landed, facts)
+        });
+        pipe.in_flight = Some(InFlight { checked, head, attempt: pipe.attempt, commit });
     }
 
     /// Waits for the commit in flight and everything pending to land.
@@ -581,23 +586,23 @@ impl Actor {
             self.launch(pipe);
         }
         while let Some(flight) = pipe.in_flight.as_mut() {
-            let landed = (&mut flight.commit).await;
-            self.land(pipe, landed).await;
+            let (landed, facts) = (&mut flight.commit).await;
+            self.land(pipe, landed, facts).await;
         }
     }
 
     /// The commit in flight finished: apply and answer its batch, or refuse or re-check
     /// it; then start the pending batch's commit.
-    async fn land(&mut self, pipe: &mut Pipe, landed: Result<u64, Failure>) {
+    async fn land(&mut self, pipe: &mut Pipe, landed: Result<u64, Failure>, facts: Vec<Fact>) {
         let Some(flight) = pipe.in_flight.take() else { return };
-        let InFlight { batch, head, attempt, .. } = flight;
+        let InFlight { checked, head, attempt, .. } = flight;
         pipe.attempt = 0;
         match landed {
             Ok(first) => {
                 Shared::bump(&self.shared.commits, 1);
-                Shared::bump(&self.shared.facts, batch.facts.len() as u64);
-                read(&self.shared.state).prefetch_facts(&batch.facts);
-                self.settle(batch.checked, first);
+                Shared::bump(&self.shared.facts, facts.len() as u64);
+                read(&self.shared.state).prefetch_facts(&facts);
+                self.settle(checked, first);
                 self.maybe_snapshot().await;
             }
             Err(Failure::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
@@ -606,7 +611,7 @@ impl Actor {
                 tracing::info!(name: events::JOURNAL_CONFLICT, local_head = head, attempt = attempt + 1);
                 // Both batches were checked against a state that will not exist: catch up
                 // and check them again, in their order, as one batch.
-                let commands = self.uncheck(pipe, Some(batch));
+                let commands = self.uncheck(pipe, checked);
                 if let Err(e) = self.catch_up().await {
                     let failure =
                         JournalError::Storage { reason: format!("catching up after a conflict: {e}") };
@@ -627,14 +632,14 @@ impl Actor {
                     }
                 };
                 // The pending batch was checked against this batch's effects.
-                let commands = self.uncheck(pipe, None);
+                let commands = self.uncheck(pipe, Vec::new());
                 // Follow the journal before answering: whatever it holds (another writer's
                 // records, a write that landed but could not be read back in time) is
                 // applied, so the answer and the state agree.
                 if let Err(e) = self.catch_up().await {
                     tracing::error!(name: events::BATCH_FAILED, error = %e, "catch-up after a failed commit failed");
                 }
-                self.fail(batch.checked, &failure);
+                self.fail(checked, &failure);
                 self.check_into(pipe, commands).await;
             }
         }
@@ -642,18 +647,13 @@ impl Actor {
         self.launch(pipe);
     }
 
-    /// Sends `first` (if given) and the pending batch back to unchecked commands, in order,
-    /// undoing their stages and dropping the overlay they were checked into.
-    fn uncheck(&self, pipe: &mut Pipe, first: Option<Batch>) -> Vec<Command> {
+    /// Sends `first` and the pending batch back to unchecked commands, in order, undoing
+    /// their stages and dropping the overlay they were checked into.
+    fn uncheck(&self, pipe: &mut Pipe, first: Vec<Checked>) -> Vec<Command> {
         let pending = std::mem::take(&mut pipe.pending);
         pipe.overlay = Overlay::default();
         let mut live = write(&self.shared.live);
-        first
-            .into_iter()
-            .flat_map(|b| b.checked)
-            .chain(pending.checked)
-            .map(|c| c.uncheck(&mut live))
-            .collect()
+        first.into_iter().chain(pending.checked).map(|c| c.uncheck(&mut live)).collect()
     }
 
     fn drain(rx: &mut mpsc::Receiver<Message>, batch: &mut Vec<Message>) {
