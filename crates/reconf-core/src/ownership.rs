@@ -595,6 +595,34 @@ mod tests {
     use super::*;
     use crate::ids::BundleId;
 
+    /// Stages `owner` for the session `cap` presents, with a fixed token.
+    fn stage(
+        live: &mut LiveSessions,
+        cap: &OwnerCapability,
+        owner: &str,
+        generation: u64,
+        fragment: &str,
+    ) -> Result<(), OwnershipError> {
+        let to = OwnerLabel::new(owner).unwrap();
+        live.stage(
+            cap,
+            to,
+            generation,
+            CapabilityScope::fragments([fragment]),
+            OwnerToken::from_bytes([2; 16]),
+        )
+    }
+
+    /// A registry with one whole-session owner `o` of `session`, for bundle `x`.
+    fn whole_owner(session: SessionId) -> (LiveSessions, OwnerCapability) {
+        let mut live = LiveSessions::default();
+        let boundary =
+            LinkBoundary { bundle: BundleId::new("x").unwrap(), scope: CapabilityScope::WholeSession };
+        let o = OwnerLabel::new("o").unwrap();
+        let cap = live.attach(session, o, 1, boundary, OwnerToken::from_bytes([5; 16])).unwrap();
+        (live, cap)
+    }
+
     fn setup() -> (LiveSessions, OwnerCapability, SessionId, BundleId) {
         let s = SessionId::from_u128(1);
         let b = BundleId::new("x").unwrap();
@@ -617,14 +645,7 @@ mod tests {
         assert!(matches!(live.check_fragment(s, &cap, "nope"), Err(OwnershipError::OutsideScope { .. })));
         let other = OwnerCapability { session: SessionId::from_u128(2), ..cap.clone() };
         assert!(matches!(live.check_fragment(s, &other, "f2"), Err(OwnershipError::WrongSession { .. })));
-        live.stage(
-            &cap,
-            OwnerLabel::new("o2").unwrap(),
-            4,
-            CapabilityScope::fragments(["f2"]),
-            OwnerToken::from_bytes([2; 16]),
-        )
-        .unwrap();
+        stage(&mut live, &cap, "o2", 4, "f2").unwrap();
         live.commit(s).unwrap();
         assert!(matches!(
             live.check_ingress(&cap, &inside),
@@ -637,15 +658,7 @@ mod tests {
         let (mut live, cap, _, _) = setup();
         let err = live.narrow(&cap, CapabilityScope::WholeSession).unwrap_err();
         assert!(matches!(err, OwnershipError::ScopeWidening { .. }));
-        let err = live
-            .stage(
-                &cap,
-                OwnerLabel::new("o2").unwrap(),
-                4,
-                CapabilityScope::fragments(["zzz"]),
-                OwnerToken::from_bytes([2; 16]),
-            )
-            .unwrap_err();
+        let err = stage(&mut live, &cap, "o2", 4, "zzz").unwrap_err();
         assert!(matches!(err, OwnershipError::ScopeWidening { .. }));
         let narrowed = live.narrow(&cap, CapabilityScope::fragments(["f2"])).unwrap();
         assert_eq!(narrowed.scope, CapabilityScope::fragments(["f2"]));
@@ -656,42 +669,12 @@ mod tests {
     fn abort_restores_exactly_and_commit_moves_fragments() {
         let (mut live, cap, s, _) = setup();
         let before = live.clone();
-        live.stage(
-            &cap,
-            OwnerLabel::new("o2").unwrap(),
-            4,
-            CapabilityScope::fragments(["f2"]),
-            OwnerToken::from_bytes([2; 16]),
-        )
-        .unwrap();
-        assert!(live
-            .stage(
-                &cap,
-                OwnerLabel::new("o3").unwrap(),
-                4,
-                CapabilityScope::fragments(["f2"]),
-                OwnerToken::from_bytes([2; 16])
-            )
-            .is_err());
+        stage(&mut live, &cap, "o2", 4, "f2").unwrap();
+        assert!(stage(&mut live, &cap, "o3", 4, "f2").is_err());
         live.abort(s).unwrap();
         assert_eq!(live, before);
-        assert!(live
-            .stage(
-                &cap,
-                OwnerLabel::new("o2").unwrap(),
-                3,
-                CapabilityScope::fragments(["f2"]),
-                OwnerToken::from_bytes([2; 16])
-            )
-            .is_err());
-        live.stage(
-            &cap,
-            OwnerLabel::new("o2").unwrap(),
-            4,
-            CapabilityScope::fragments(["f2"]),
-            OwnerToken::from_bytes([2; 16]),
-        )
-        .unwrap();
+        assert!(stage(&mut live, &cap, "o2", 3, "f2").is_err());
+        stage(&mut live, &cap, "o2", 4, "f2").unwrap();
         let r = live.commit(s).unwrap();
         assert_eq!(r.moved_fragments, vec!["f2".to_owned()]);
         assert_eq!(live.fragment_owner(s, "f2").unwrap().as_str(), "o2");
@@ -724,13 +707,7 @@ mod tests {
         let y = BundleId::new("y").unwrap();
         let foreign = LinkBoundary { bundle: y.clone(), scope: CapabilityScope::fragments(["bundle:x"]) };
         assert!(matches!(live.check_ingress(&cap, &foreign), Err(OwnershipError::WrongBundle { .. })));
-        let mut whole = LiveSessions::default();
-        let s = SessionId::from_u128(9);
-        let x = BundleId::new("x").unwrap();
-        let boundary = LinkBoundary { bundle: x, scope: CapabilityScope::WholeSession };
-        let cap = whole
-            .attach(s, OwnerLabel::new("o").unwrap(), 1, boundary, OwnerToken::from_bytes([5; 16]))
-            .unwrap();
+        let (whole, cap) = whole_owner(SessionId::from_u128(9));
         assert!(matches!(
             whole.check_ingress(&cap, &LinkBoundary::for_bundle(&y)),
             Err(OwnershipError::WrongBundle { .. })
@@ -741,12 +718,7 @@ mod tests {
     fn only_a_current_whole_session_owner_may_detach() {
         let (mut live, cap, s, _) = setup();
         assert!(matches!(live.detach_with(&cap), Err(OwnershipError::NotWholeSession { .. })));
-        let mut whole = LiveSessions::default();
-        let x = BundleId::new("x").unwrap();
-        let boundary = LinkBoundary { bundle: x.clone(), scope: CapabilityScope::WholeSession };
-        let cap = whole
-            .attach(s, OwnerLabel::new("o").unwrap(), 1, boundary, OwnerToken::from_bytes([5; 16]))
-            .unwrap();
+        let (mut whole, cap) = whole_owner(s);
         let stale = OwnerCapability { generation: 0, ..cap.clone() };
         assert!(matches!(whole.detach_with(&stale), Err(OwnershipError::StaleOwner { .. })));
         assert_eq!(whole.detach_with(&cap).unwrap().owner.as_str(), "o");
