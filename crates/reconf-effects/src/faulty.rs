@@ -248,6 +248,10 @@ impl<J: JournalEffects> JournalEffects for FaultyJournal<J> {
         self.read_fault("latest_snapshot")?;
         self.inner.latest_snapshot().await
     }
+
+    async fn wait_for_head(&self, after: Sequence) -> Result<Sequence, JournalError> {
+        self.inner.wait_for_head(after).await
+    }
 }
 
 #[cfg(test)]

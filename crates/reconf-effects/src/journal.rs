@@ -268,7 +268,12 @@ fn fmt_head(h: Option<Sequence>) -> String {
 /// - `write_snapshot` accepts sequences `1..=head`, otherwise
 ///   [`JournalError::SnapshotOutOfRange`]; `latest_snapshot` is the one with the highest
 ///   sequence (for equal sequences, the last written), regardless of write order;
-/// - acknowledged commits and snapshots survive reopening, where the backend persists.
+/// - acknowledged commits and snapshots survive reopening, where the backend persists;
+/// - `wait_for_head(after)` returns once the head is past `after` (at once if it already
+///   is), with a head at least that far, and never returns a head the journal does not
+///   hold; it sees commits made through any handle on the same store, including other
+///   processes' where the store is shared. [`Tail`](crate::Tail) builds on it to deliver
+///   every record once, in order.
 ///
 /// ```
 /// use reconf_core::{AuthorityId, Change, Fact, SessionId};
@@ -308,6 +313,11 @@ pub trait JournalEffects: Send + Sync {
 
     /// The newest stored snapshot, if any.
     async fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, JournalError>;
+
+    /// Waits until the journal's head is past `after` (0: until it holds any record), then
+    /// returns the head. Backends shared between processes see other writers' commits here
+    /// too, which is how a manager follows them.
+    async fn wait_for_head(&self, after: Sequence) -> Result<Sequence, JournalError>;
 }
 
 #[async_trait]
@@ -330,5 +340,9 @@ impl<J: JournalEffects + ?Sized> JournalEffects for Arc<J> {
 
     async fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, JournalError> {
         (**self).latest_snapshot().await
+    }
+
+    async fn wait_for_head(&self, after: Sequence) -> Result<Sequence, JournalError> {
+        (**self).wait_for_head(after).await
     }
 }

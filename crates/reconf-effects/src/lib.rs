@@ -16,6 +16,8 @@
 //!   reported failed" commits, and failed reads, deterministically for a seed).
 //! - [`CapabilityEffects`], fail-closed admission of named runtime surfaces, with
 //!   [`StaticCapabilities`] and the surface names in [`capability`].
+//! - [`codec`]: the record frame and snapshot framing every durable backend shares.
+//! - [`Tail`] and [`HeadSignal`]: following a journal as it grows.
 //! - `testing` (feature `testing`): the conformance suite a journal backend runs with a
 //!   factory of fresh journals.
 //!
@@ -61,9 +63,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod capability;
+pub mod codec;
 pub mod faulty;
 pub mod journal;
 pub mod memory;
+pub mod tail;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -76,4 +80,5 @@ pub use journal::{
     StoredSnapshot,
 };
 pub use memory::MemoryJournal;
+pub use tail::{HeadSignal, Tail};
 pub use time::{PhysicalTime, PhysicalTimeEffects, SimulatedClock, SystemClock, TimeError};

@@ -10,15 +10,24 @@ use reconf_core::Fact;
 use crate::journal::{
     Committed, ExpectedHead, JournalEffects, JournalError, JournalRecord, Sequence, StoredSnapshot,
 };
+use crate::tail::HeadSignal;
 
 /// A thread-safe journal held in memory. Clones share one log (a clone is a second handle,
 /// not a copy; see [`fork`](Self::fork) for a copy).
 ///
 /// Every operation takes one short lock, so a commit's expected-head check and its append
 /// are a single atomic step and readers never see part of a batch.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryJournal {
     log: Arc<Mutex<Log>>,
+    /// Published under the log's lock, so a waiter never sees a head the log lacks.
+    heads: HeadSignal,
+}
+
+impl Default for MemoryJournal {
+    fn default() -> Self {
+        Self { log: Arc::default(), heads: HeadSignal::new(0) }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -46,7 +55,8 @@ impl MemoryJournal {
     /// by the other. Tests use it to model "what was durable when the process died".
     pub fn fork(&self) -> Self {
         let copy = self.lock().clone();
-        Self { log: Arc::new(Mutex::new(copy)) }
+        let heads = HeadSignal::new(copy.head().unwrap_or(0));
+        Self { log: Arc::new(Mutex::new(copy)), heads }
     }
 
     fn lock(&self) -> MutexGuard<'_, Log> {
@@ -81,6 +91,7 @@ impl JournalEffects for MemoryJournal {
         let first = head.map_or(1, |h| h + 1);
         let last = first + (batch.len() as u64 - 1);
         log.facts.extend(batch);
+        self.heads.publish(last);
         Ok(Committed { first, last })
     }
 
@@ -115,6 +126,10 @@ impl JournalEffects for MemoryJournal {
 
     async fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, JournalError> {
         Ok(self.lock().snapshot.clone())
+    }
+
+    async fn wait_for_head(&self, after: Sequence) -> Result<Sequence, JournalError> {
+        Ok(self.heads.wait_past(after).await)
     }
 }
 

@@ -47,6 +47,8 @@ each_rule!(
     concurrent_commits_land_exactly_once,
     concurrent_expected_head_commits_serialize,
     readers_never_see_partial_batches,
+    wait_for_head_wakes_on_commits,
+    tail_delivers_every_record_once_in_order,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use reconf_core::Fact;
 use reconf_effects::testing::{self, FactoryError, JournalFactory};
 use reconf_effects::{
-    CommitFault, Committed, ExpectedHead, FaultyJournal, JournalEffects, JournalError, JournalRecord,
-    MemoryJournal, Sequence, StoredSnapshot,
+    CommitFault, Committed, ExpectedHead, FaultyJournal, HeadSignal, JournalEffects, JournalError,
+    JournalRecord, MemoryJournal, Sequence, StoredSnapshot,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,10 @@ enum Flaw {
     AcceptsSnapshotBeyondHead,
     LimitZeroReadsOne,
     ChecksEmptyBatchAfterHead,
+    /// `wait_for_head` answers with the current head without waiting.
+    WaitDoesNotWait,
+    /// `wait_for_head` only sees the head as it was when the journal was made.
+    WaitNeverWakes,
 }
 
 #[derive(Debug, Clone)]
@@ -48,11 +52,13 @@ struct Naive {
     flaw: Flaw,
     log: Mutex<Log>,
     writer: tokio::sync::Mutex<()>,
+    heads: HeadSignal,
 }
 
 impl Naive {
     fn new(flaw: Flaw, log: Log) -> Self {
-        Self { flaw, log: Mutex::new(log), writer: tokio::sync::Mutex::new(()) }
+        let heads = HeadSignal::new(log.head().unwrap_or(0));
+        Self { flaw, log: Mutex::new(log), writer: tokio::sync::Mutex::new(()), heads }
     }
 
     fn lock(&self) -> MutexGuard<'_, Log> {
@@ -63,11 +69,8 @@ impl Naive {
         log.records.push(JournalRecord { sequence, fact });
         log.next = sequence + 1;
     }
-}
 
-#[async_trait]
-impl JournalEffects for Naive {
-    async fn commit(&self, batch: Vec<Fact>, expected: ExpectedHead) -> Result<Committed, JournalError> {
+    async fn append(&self, batch: Vec<Fact>, expected: ExpectedHead) -> Result<Committed, JournalError> {
         if batch.is_empty() && self.flaw != Flaw::ChecksEmptyBatchAfterHead {
             return Err(JournalError::EmptyBatch);
         }
@@ -136,6 +139,17 @@ impl JournalEffects for Naive {
             }
         }
     }
+}
+
+#[async_trait]
+impl JournalEffects for Naive {
+    async fn commit(&self, batch: Vec<Fact>, expected: ExpectedHead) -> Result<Committed, JournalError> {
+        let outcome = self.append(batch, expected).await;
+        if self.flaw != Flaw::WaitNeverWakes {
+            self.heads.publish(self.lock().head().unwrap_or(0));
+        }
+        outcome
+    }
 
     async fn read(&self, from: Sequence, limit: usize) -> Result<Vec<JournalRecord>, JournalError> {
         let limit = if self.flaw == Flaw::LimitZeroReadsOne { limit.max(1) } else { limit };
@@ -162,6 +176,19 @@ impl JournalEffects for Naive {
 
     async fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, JournalError> {
         Ok(self.lock().snapshot.clone())
+    }
+
+    async fn wait_for_head(&self, after: Sequence) -> Result<Sequence, JournalError> {
+        if self.flaw == Flaw::WaitDoesNotWait {
+            return Ok(self.lock().head().unwrap_or(0));
+        }
+        // Published after the fact, from whatever the log holds: a correct notification may
+        // be late or repeated, never ahead of the log.
+        let head = self.lock().head().unwrap_or(0);
+        if self.flaw != Flaw::WaitNeverWakes {
+            self.heads.publish(head);
+        }
+        Ok(self.heads.wait_past(after).await)
     }
 }
 
@@ -305,4 +332,20 @@ async fn refused_commits_are_caught() {
         journal
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(
+    expected = "wait_for_head_wakes_on_commits: wait_for_head(0) returned Ok(0) although the head is not past 0"
+)]
+async fn a_wait_that_does_not_wait_is_caught() {
+    testing::wait_for_head_wakes_on_commits(&flawed(Flaw::WaitDoesNotWait)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(
+    expected = "wait_for_head_wakes_on_commits: a waiting wait_for_head(0) was not woken by a commit"
+)]
+async fn a_wait_that_misses_commits_is_caught() {
+    testing::wait_for_head_wakes_on_commits(&flawed(Flaw::WaitNeverWakes)).await;
 }

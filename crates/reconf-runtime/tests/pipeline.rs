@@ -67,6 +67,10 @@ impl JournalEffects for Gated {
     async fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, JournalError> {
         self.inner.latest_snapshot().await
     }
+
+    async fn wait_for_head(&self, after: Sequence) -> Result<Sequence, JournalError> {
+        self.inner.wait_for_head(after).await
+    }
 }
 
 fn a(l: &str) -> AuthorityId {

@@ -8,7 +8,8 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use reconf_core::Fact;
 use reconf_effects::{
-    Committed, ExpectedHead, JournalEffects, JournalError, JournalRecord, Sequence, StoredSnapshot,
+    Committed, ExpectedHead, HeadSignal, JournalEffects, JournalError, JournalRecord, Sequence,
+    StoredSnapshot,
 };
 use rocksdb::DB;
 use tokio::sync::{mpsc, oneshot};
@@ -29,6 +30,7 @@ pub struct RocksJournal {
     db: Arc<DB>,
     path: PathBuf,
     head: Arc<AtomicU64>,
+    signal: HeadSignal,
     tx: Option<mpsc::Sender<Request>>,
     writer: Option<JoinHandle<()>>,
 }
@@ -66,11 +68,13 @@ impl RocksJournal {
         }
         let snapshots = store::snapshot_sequences(&db)?;
         let head = Arc::new(AtomicU64::new(tail.head.unwrap_or(0)));
+        let signal = HeadSignal::new(tail.head.unwrap_or(0));
         let (tx, rx) = mpsc::channel(options.queue_capacity.get());
         let writer = Writer::new(
             Arc::clone(&db),
             tail,
             Arc::clone(&head),
+            signal.clone(),
             options.max_group.get(),
             snapshots,
             options.snapshots_to_keep.get(),
@@ -85,7 +89,7 @@ impl RocksJournal {
             head = ?tail.head,
             "journal opened"
         );
-        Ok(Self { db, path, head, tx: Some(tx), writer: Some(writer) })
+        Ok(Self { db, path, head, signal, tx: Some(tx), writer: Some(writer) })
     }
 
     /// The directory of the database.
@@ -204,5 +208,14 @@ impl JournalEffects for RocksJournal {
 
     async fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, JournalError> {
         self.blocking(store::latest_snapshot).await
+    }
+
+    /// The database is locked to this process, so every commit goes through this handle's
+    /// writer, which signals each new durable head.
+    async fn wait_for_head(&self, after: Sequence) -> Result<Sequence, JournalError> {
+        if self.tx.is_none() {
+            return Err(JournalError::Closed);
+        }
+        Ok(self.signal.wait_past(after).await)
     }
 }

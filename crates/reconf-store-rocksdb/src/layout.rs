@@ -12,6 +12,8 @@
 //!
 //! # Record frame (format version 1)
 //!
+//! The frame is the shared one of [`reconf_effects::codec`], one frame per key:
+//!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 2 | format version ([`FORMAT_VERSION`]) |
@@ -26,9 +28,10 @@
 //! (rather than its predecessor's) means a record whose fact was altered is caught at its
 //! own sequence, even when its checksum was recomputed.
 
-/// The record format version this build writes. Journals whose metadata names a newer
-/// version are refused at open.
-pub const FORMAT_VERSION: u16 = 1;
+pub use reconf_effects::codec::{
+    FORMAT_VERSION, GENESIS_HASH, RECORD_CHECKSUM_OFFSET, RECORD_HASH_OFFSET, RECORD_HEADER_LEN,
+    RECORD_LENGTH_OFFSET, RECORD_SEQUENCE_OFFSET, SNAPSHOT_HEADER_LEN,
+};
 
 /// Column family of the records.
 pub const RECORDS_CF: &str = "records";
@@ -41,20 +44,3 @@ pub const SNAPSHOTS_CF: &str = "snapshots";
 pub const META_FORMAT_KEY: &[u8] = b"format_version";
 /// Metadata key of the head (sequence and chain hash, checksummed).
 pub const META_HEAD_KEY: &[u8] = b"head";
-
-/// Size of a record frame's header; the payload follows it.
-pub const RECORD_HEADER_LEN: usize = 50;
-/// Offset of the payload length in a record frame.
-pub const RECORD_LENGTH_OFFSET: usize = 2;
-/// Offset of the record's sequence in a record frame.
-pub const RECORD_SEQUENCE_OFFSET: usize = 6;
-/// Offset of the chain hash in a record frame.
-pub const RECORD_HASH_OFFSET: usize = 14;
-/// Offset of the checksum in a record frame.
-pub const RECORD_CHECKSUM_OFFSET: usize = 46;
-
-/// Size of a snapshot value's header; the snapshot's bytes follow it.
-pub const SNAPSHOT_HEADER_LEN: usize = 6;
-
-/// The chain hash standing in for the predecessor of record 1.
-pub const GENESIS_HASH: [u8; 32] = [0; 32];

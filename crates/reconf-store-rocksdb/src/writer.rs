@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use reconf_effects::{Committed, ExpectedHead, JournalError, Sequence};
+use reconf_effects::{Committed, ExpectedHead, HeadSignal, JournalError, Sequence};
 use rocksdb::{WriteBatch, DB};
 use tokio::sync::{mpsc, oneshot};
 
@@ -50,6 +50,8 @@ pub(crate) struct Writer {
     tail: Tail,
     /// The durable head as the async side sees it (0 = empty).
     published: Arc<AtomicU64>,
+    /// Wakes `wait_for_head` callers once `published` moved.
+    signal: HeadSignal,
     max_group: usize,
     snapshots: BTreeSet<Sequence>,
     snapshots_to_keep: usize,
@@ -62,11 +64,12 @@ impl Writer {
         db: Arc<DB>,
         tail: Tail,
         published: Arc<AtomicU64>,
+        signal: HeadSignal,
         max_group: usize,
         snapshots: BTreeSet<Sequence>,
         snapshots_to_keep: usize,
     ) -> Self {
-        Self { db, tail, published, max_group, snapshots, snapshots_to_keep, poisoned: None }
+        Self { db, tail, published, signal, max_group, snapshots, snapshots_to_keep, poisoned: None }
     }
 
     /// Serves requests until every sender is gone.
@@ -129,7 +132,9 @@ impl Writer {
         };
         match &written {
             Ok(()) => {
-                self.published.store(self.tail.head.unwrap_or(0), Ordering::Release);
+                let head = self.tail.head.unwrap_or(0);
+                self.published.store(head, Ordering::Release);
+                self.signal.publish(head);
             }
             Err(reason) => {
                 self.tail = durable;

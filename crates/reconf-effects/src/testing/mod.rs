@@ -21,6 +21,7 @@
 mod concurrency;
 mod rules;
 mod support;
+mod tailing;
 
 use std::error::Error;
 
@@ -36,6 +37,7 @@ pub use rules::{
     sequences_start_at_one, snapshots,
 };
 pub use support::{sample_fact, sample_tag};
+pub use tailing::{tail_delivers_every_record_once_in_order, wait_for_head_wakes_on_commits};
 
 use crate::journal::JournalEffects;
 
@@ -119,4 +121,6 @@ pub async fn run_all<F: JournalFactory>(factory: &F) {
     concurrent_commits_land_exactly_once(factory).await;
     concurrent_expected_head_commits_serialize(factory).await;
     readers_never_see_partial_batches(factory).await;
+    wait_for_head_wakes_on_commits(factory).await;
+    tail_delivers_every_record_once_in_order(factory).await;
 }
