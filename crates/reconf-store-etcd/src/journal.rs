@@ -290,10 +290,11 @@ impl EtcdJournal {
     }
 
     /// The base for a commit expecting `expected`: the remembered head if it satisfies the
-    /// expectation, else a fresh read.
+    /// expectation (any head does for `Any`: a stale one only fails the compare, which
+    /// answers with the real head), else a fresh read.
     async fn base_for(&self, expected: ExpectedHead) -> Result<Option<Head>, JournalError> {
         let known = self.known();
-        if expected != ExpectedHead::Any && expected.matches(visible(sequence_of(&known))) {
+        if expected.matches(visible(sequence_of(&known))) {
             return Ok(known);
         }
         Ok(self.fetch_head().await?.0)

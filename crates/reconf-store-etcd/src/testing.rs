@@ -121,6 +121,27 @@ impl EtcdCluster {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        // Listening is not serving: wait until some member reports a leader, on a thread of
+        // its own so this works from inside a test's runtime too.
+        let endpoints = self.endpoints();
+        let ready = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                while Instant::now() < deadline {
+                    if leader_among(&endpoints).await.is_some() {
+                        return Some(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                None
+            })
+        });
+        let led = ready.join().ok().flatten();
+        assert!(
+            led.is_some(),
+            "the etcd cluster elected no leader within 30 s: {}",
+            self.log(&self.members[0])
+        );
     }
 
     fn log(&self, m: &Member) -> String {
@@ -182,19 +203,10 @@ impl EtcdCluster {
     /// The index of the member that leads, asked of every running member (`None` while
     /// there is no leader).
     pub async fn leader(&self) -> Option<usize> {
-        for (i, m) in self.members.iter().enumerate().filter(|(_, m)| m.child.is_some()) {
-            let url = format!("http://127.0.0.1:{}", m.client_port);
-            let options = etcd_client::ConnectOptions::new()
-                .with_connect_timeout(Duration::from_millis(500))
-                .with_timeout(Duration::from_millis(500));
-            let Ok(mut client) = etcd_client::Client::connect([url], Some(options)).await else { continue };
-            let Ok(status) = client.status().await else { continue };
-            let me = status.header().map(|h| h.member_id());
-            if Some(status.leader()) == me {
-                return Some(i);
-            }
-        }
-        None
+        let all = self.all_endpoints();
+        let running = self.endpoints();
+        let leader = leader_among(&running).await?;
+        all.iter().position(|e| *e == leader)
     }
 
     /// Waits (up to 20 s) for a leader and returns its index.
@@ -211,6 +223,24 @@ impl EtcdCluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The endpoint, among `endpoints`, of the member that says it leads.
+async fn leader_among(endpoints: &[String]) -> Option<String> {
+    for url in endpoints {
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_millis(500))
+            .with_timeout(Duration::from_millis(500));
+        let Ok(mut client) = etcd_client::Client::connect([url.clone()], Some(options)).await else {
+            continue;
+        };
+        let Ok(status) = client.status().await else { continue };
+        let me = status.header().map(|h| h.member_id());
+        if status.leader() != 0 && Some(status.leader()) == me {
+            return Some(url.clone());
+        }
+    }
+    None
 }
 
 impl Drop for EtcdCluster {
