@@ -72,6 +72,9 @@ pub struct FaultStats {
 pub struct FaultyJournal<J> {
     inner: J,
     plan: Mutex<Plan>,
+    /// While true, `wait_for_head` holds back what it learnt (a follower whose
+    /// notifications are late).
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -93,7 +96,7 @@ struct Chance {
 impl<J> FaultyJournal<J> {
     /// Wraps `inner`; nothing is armed, so every operation passes through.
     pub fn new(inner: J) -> Self {
-        Self { inner, plan: Mutex::new(Plan::default()) }
+        Self { inner, plan: Mutex::new(Plan::default()), held: tokio::sync::watch::Sender::new(false) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Plan> {
@@ -145,8 +148,22 @@ impl<J> FaultyJournal<J> {
         self.lock().snapshot_write_failures = n;
     }
 
-    /// Cancels every armed fault; the statistics are kept.
+    /// Holds back (`true`) or releases (`false`) `wait_for_head`'s answers: while held, a
+    /// caller waiting for the head to move is not told, however far it moves, as when a
+    /// shared journal's notifications arrive late. Commits, reads and `head` are unaffected.
+    pub fn hold_notifications(&self, held: bool) {
+        self.held.send_replace(held);
+    }
+
+    async fn released(&self) {
+        let mut rx = self.held.subscribe();
+        // The sender lives in `self`; an error cannot happen while we borrow it.
+        let _ = rx.wait_for(|held| !*held).await;
+    }
+
+    /// Cancels every armed fault (and releases held notifications); the statistics are kept.
     pub fn disarm(&self) {
+        self.held.send_replace(false);
         let mut plan = self.lock();
         let stats = plan.stats;
         *plan = Plan { stats, ..Plan::default() };
@@ -250,7 +267,11 @@ impl<J: JournalEffects> JournalEffects for FaultyJournal<J> {
     }
 
     async fn wait_for_head(&self, after: Sequence) -> Result<Sequence, JournalError> {
-        self.inner.wait_for_head(after).await
+        self.released().await;
+        let head = self.inner.wait_for_head(after).await?;
+        // Held meanwhile: the news waits until released.
+        self.released().await;
+        Ok(head)
     }
 }
 
@@ -419,5 +440,20 @@ mod tests {
         assert_eq!(j.stats(), FaultStats { commit_calls: 4, commit_faults: 1, ..FaultStats::default() });
         assert!(format!("{j:?}").starts_with("FaultyJournal { inner: MemoryJournal"));
         assert_eq!(j.into_inner().head().await.unwrap(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn held_notifications_wait_until_released() {
+        let journal = std::sync::Arc::new(FaultyJournal::new(MemoryJournal::new()));
+        journal.hold_notifications(true);
+        let waiter = {
+            let j = std::sync::Arc::clone(&journal);
+            tokio::spawn(async move { j.wait_for_head(0).await })
+        };
+        journal.commit(vec![fact(1)], ExpectedHead::Any).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        assert!(!waiter.is_finished(), "a held notification was delivered");
+        journal.hold_notifications(false);
+        assert_eq!(waiter.await.unwrap().unwrap(), 1);
     }
 }

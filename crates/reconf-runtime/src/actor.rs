@@ -32,8 +32,14 @@ use crate::telemetry;
 
 /// Most commands one batch takes from the mailbox.
 const MAX_BATCH: usize = 1024;
-/// Retries after a journal head conflict before the batch is refused.
-const MAX_CONFLICT_RETRIES: usize = 8;
+/// Retries after a journal head conflict before the batch is refused. Each retry first
+/// catches up, so it loses only to a writer that committed again in between; with a few
+/// managers racing on one journal that is rare, but not so rare that a handful suffices.
+const MAX_CONFLICT_RETRIES: usize = 32;
+/// The longest pause before a retry after a conflict.
+const MAX_CONFLICT_PAUSE_MS: u64 = 20;
+/// How long to wait before following the journal again after a failed read.
+const FOLLOW_RETRY_MS: u64 = 100;
 
 /// A command after the check: its request, its responder, and what the check decided — the
 /// typed result the caller gets once the fact is durable, or the refusal. Going back to a
@@ -436,7 +442,20 @@ impl Actor {
         loop {
             let batch = match pipe.in_flight.as_mut() {
                 None => {
-                    let Some(first) = rx.recv().await else { break };
+                    // Idle: also follow the journal, so commits by other writers of a shared
+                    // journal are applied as they land, not only when this one conflicts.
+                    // Nothing of ours is in flight, so every record past the applied head is
+                    // another writer's.
+                    let applied = read(&self.shared.state).head();
+                    let first = tokio::select! {
+                        biased;
+                        first = rx.recv() => first,
+                        moved = self.journal.wait_for_head(applied) => {
+                            self.follow(moved).await;
+                            continue;
+                        }
+                    };
+                    let Some(first) = first else { break };
                     let mut batch = vec![first];
                     Self::drain(&mut rx, &mut batch);
                     if batch.len() < MAX_BATCH {
@@ -519,6 +538,17 @@ impl Actor {
                     });
                     let result = result.map_err(ManagerError::Ownership);
                     self.count(false, false, result.as_ref().map(|_| ()));
+                    answer(respond, result);
+                }
+                Message::Sync { respond } => {
+                    // After everything this manager accepted before it, then up to the
+                    // journal's end as it is now.
+                    self.check_into(pipe, std::mem::take(&mut commands)).await;
+                    self.flush(pipe).await;
+                    let result = self.catch_up().await.map(|n| {
+                        Shared::bump(&self.shared.followed, n);
+                        read(&self.shared.state).head()
+                    });
                     answer(respond, result);
                 }
                 Message::Shutdown { respond } => stop.push(respond),
@@ -612,7 +642,17 @@ impl Actor {
                 // Both batches were checked against a state that will not exist: catch up
                 // and check them again, in their order, as one batch.
                 let commands = self.uncheck(pipe, checked);
-                if let Err(e) = self.catch_up().await {
+                if attempt > 0 {
+                    // Writers that keep colliding spread out instead of colliding again.
+                    let cap = (1u64 << attempt.min(5)).min(MAX_CONFLICT_PAUSE_MS);
+                    let pause = rand::random::<u64>() % (cap * 1000 + 1);
+                    tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+                }
+                let caught_up = self.catch_up().await;
+                if let Ok(n) = &caught_up {
+                    Shared::bump(&self.shared.followed, *n);
+                }
+                if let Err(e) = caught_up {
                     let failure =
                         JournalError::Storage { reason: format!("catching up after a conflict: {e}") };
                     self.check_into(pipe, commands).await;
@@ -728,6 +768,27 @@ impl Actor {
         };
         for ((delegation, handoff), result) in results {
             self.count(delegation, handoff, result.as_ref().map(|_| ()));
+        }
+    }
+
+    /// The journal's head moved past the applied one while nothing of ours was in flight:
+    /// apply the other writers' records.
+    async fn follow(&self, moved: Result<u64, JournalError>) {
+        let outcome = match moved {
+            Ok(_) => self.catch_up().await,
+            Err(e) => Err(ManagerError::Journal(e)),
+        };
+        match outcome {
+            Ok(n) => {
+                Shared::bump(&self.shared.followed, n);
+                if n > 0 {
+                    tracing::debug!(name: events::JOURNAL_FOLLOWED, records = n, head = read(&self.shared.state).head());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(name: events::JOURNAL_FOLLOWED, error = %e, "following the journal failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(FOLLOW_RETRY_MS)).await;
+            }
         }
     }
 

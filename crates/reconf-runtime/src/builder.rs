@@ -44,6 +44,8 @@ pub const DEFAULT_SNAPSHOT_INTERVAL: u64 = 100_000;
 /// ```
 pub struct ManagerBuilder {
     journal: Option<Arc<dyn JournalEffects>>,
+    #[cfg(feature = "etcd")]
+    etcd: Option<reconf_store_etcd::EtcdJournalOptions>,
     clock: Arc<dyn PhysicalTimeEffects>,
     capabilities: Arc<dyn CapabilityEffects>,
     mailbox_capacity: usize,
@@ -74,6 +76,8 @@ impl ManagerBuilder {
     pub fn new() -> Self {
         Self {
             journal: None,
+            #[cfg(feature = "etcd")]
+            etcd: None,
             clock: Arc::new(SystemClock::new()),
             capabilities: Arc::new(StaticCapabilities::full()),
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
@@ -87,12 +91,20 @@ impl ManagerBuilder {
     /// Uses any journal.
     pub fn journal(mut self, journal: impl JournalEffects + 'static) -> Self {
         self.journal = Some(Arc::new(journal));
+        #[cfg(feature = "etcd")]
+        {
+            self.etcd = None;
+        }
         self
     }
 
     /// Uses a shared journal.
     pub fn journal_arc(mut self, journal: Arc<dyn JournalEffects>) -> Self {
         self.journal = Some(journal);
+        #[cfg(feature = "etcd")]
+        {
+            self.etcd = None;
+        }
         self
     }
 
@@ -121,6 +133,29 @@ impl ManagerBuilder {
         let j = reconf_store_rocksdb::RocksJournal::open(path, options)
             .map_err(|source| ManagerError::OpenJournal { path: path.to_path_buf(), source })?;
         Ok(self.journal(j))
+    }
+
+    /// Uses the journal on etcd described by `options` (endpoints, key prefix, timeouts),
+    /// connected when the manager opens. Every manager opened on the same endpoints and
+    /// prefix shares the journal: each follows the others' commits, and a command is
+    /// refused only when re-checking it against their changes refuses it.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), reconf_runtime::ManagerError> {
+    /// use reconf_runtime::crates::store_etcd::EtcdJournalOptions;
+    /// let manager = reconf_runtime::ManagerBuilder::new()
+    ///     .etcd_journal(EtcdJournalOptions::new(["http://127.0.0.1:2379"]).prefix("/reconf/prod"))
+    ///     .open()
+    ///     .await?;
+    /// manager.sync().await?; // see every other manager's writes before reading
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "etcd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+    pub fn etcd_journal(mut self, options: reconf_store_etcd::EtcdJournalOptions) -> Self {
+        self.journal = None;
+        self.etcd = Some(options);
+        self
     }
 
     /// Uses a clock.
@@ -173,7 +208,20 @@ impl ManagerBuilder {
     /// Recovers the state from the journal, starts the actor and registers the manifest
     /// bundles that are not registered yet.
     pub async fn open(self) -> Result<ReconfigurationManager, ManagerError> {
-        let journal = self.journal.ok_or_else(|| ManagerError::Config("no journal chosen".to_owned()))?;
+        #[cfg(feature = "etcd")]
+        let chosen = match (self.journal, self.etcd) {
+            (None, Some(options)) => {
+                let target = format!("{} under {}", options.endpoints().join(","), options.key_prefix());
+                let journal = reconf_store_etcd::EtcdJournal::connect(options)
+                    .await
+                    .map_err(|source| ManagerError::ConnectJournal { target, source })?;
+                Some(Arc::new(journal) as Arc<dyn JournalEffects>)
+            }
+            (journal, _) => journal,
+        };
+        #[cfg(not(feature = "etcd"))]
+        let chosen = self.journal;
+        let journal = chosen.ok_or_else(|| ManagerError::Config("no journal chosen".to_owned()))?;
         if self.mailbox_capacity == 0 {
             return Err(ManagerError::Config("mailbox capacity must be at least 1".to_owned()));
         }
@@ -215,7 +263,14 @@ impl ManagerBuilder {
                 continue;
             }
             let id = b.id.clone();
-            manager_for_reg.register_bundle(b).await?;
+            if let Err(e) = manager_for_reg.register_bundle(b).await {
+                // Managers sharing a journal open together: one that lost the race finds the
+                // winner's registration after catching up, which is what it wanted.
+                if manager_for_reg.bundle(&id).is_some() {
+                    continue;
+                }
+                return Err(e);
+            }
             tracing::info!(name: events::MANIFEST_REGISTERED, bundle = %id);
             registered.push(id);
         }

@@ -85,6 +85,14 @@ pub enum ManagerError {
         /// Why.
         source: JournalError,
     },
+    /// A networked journal could not be connected to (unreachable, newer format, corrupt).
+    #[error("connecting to the journal at {target}: {source}")]
+    ConnectJournal {
+        /// Where (endpoints and key prefix).
+        target: String,
+        /// Why.
+        source: JournalError,
+    },
     /// The journal could not be read.
     #[error("journal read: {0}")]
     Journal(#[source] JournalError),
@@ -149,7 +157,7 @@ impl ManagerError {
             ManagerError::Reconfiguration(inner) => inner.kind(),
             ManagerError::RollbackFailed { .. } => "rollback_failed",
             ManagerError::Recovery(_) => "recovery",
-            ManagerError::OpenJournal { .. } => "open_journal",
+            ManagerError::OpenJournal { .. } | ManagerError::ConnectJournal { .. } => "open_journal",
             ManagerError::Journal(_) => "journal",
             #[cfg(feature = "upgrade-executor")]
             ManagerError::Upgrade(_) => "upgrade",

@@ -41,3 +41,6 @@ pub const COMMIT_RESOLVED: &str = "reconf.commit.resolved";
 /// A live handoff's new owner was staged (its delegation checked); it commits with the
 /// journal write or is rolled back.
 pub const HANDOFF_STAGED: &str = "reconf.handoff.staged";
+/// Records other writers of a shared journal committed were applied (or following the
+/// journal failed and will be retried).
+pub const JOURNAL_FOLLOWED: &str = "reconf.journal.followed";

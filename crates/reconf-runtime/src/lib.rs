@@ -122,6 +122,9 @@ pub mod crates {
     pub use reconf_core as core;
     pub use reconf_effects as effects;
     pub use reconf_manifests as manifests;
+    #[cfg(feature = "etcd")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+    pub use reconf_store_etcd as store_etcd;
     #[cfg(feature = "rocksdb")]
     #[cfg_attr(docsrs, doc(cfg(feature = "rocksdb")))]
     pub use reconf_store_rocksdb as store_rocksdb;

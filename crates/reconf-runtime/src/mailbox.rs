@@ -34,6 +34,9 @@ pub(crate) enum Message {
     /// One step of a staged upgrade (each phase is its own commit).
     #[cfg(feature = "upgrade-executor")]
     Upgrade { command: reconf_core::upgrade::UpgradeCommand, respond: Responder<UpgradeReply> },
+    /// Catch up with the journal's current head (everything committed by any writer before
+    /// the request), after this manager's own pending commits; answers the applied head.
+    Sync { respond: Responder<u64> },
     /// Stop after the messages already queued, closing the journal first.
     Shutdown { respond: oneshot::Sender<()> },
 }
@@ -86,6 +89,7 @@ impl Message {
             Message::Detach { .. } => "detach_owner",
             #[cfg(feature = "upgrade-executor")]
             Message::Upgrade { .. } => "upgrade",
+            Message::Sync { .. } => "sync",
             Message::Shutdown { .. } => "shutdown",
         }
     }

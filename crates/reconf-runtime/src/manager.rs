@@ -298,10 +298,36 @@ impl ReconfigurationManager {
                 failed_batches: Shared::load(&sh.failed_batches),
                 conflicts: Shared::load(&sh.conflicts),
                 snapshots: Shared::load(&sh.snapshots),
+                followed: Shared::load(&sh.followed),
             },
             mailbox_capacity: self.mailbox_capacity,
             index_bytes,
         }
+    }
+
+    /// Brings this manager's state up to the journal's current head: every change any
+    /// manager on the journal had committed when `sync` was called is applied when it
+    /// returns. Answers the applied head.
+    ///
+    /// This is the linearizable read: call it before a read (`session`, `footprint`,
+    /// `check_ingress`, `state_snapshot`, …) that must see other managers' latest writes.
+    /// Those reads alone are local: fast, never blocking, and behind the journal by at most
+    /// the time it takes this manager to follow it (on a shared journal, a watch round trip;
+    /// on a single-process journal, never behind).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), reconf_runtime::ManagerError> {
+    /// let manager = reconf_runtime::ManagerBuilder::new().memory_journal().without_manifests().open().await?;
+    /// assert_eq!(manager.sync().await?, 0);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ManagerError::Journal`] when the journal cannot be read, [`ManagerError::Stopped`]
+    /// after shutdown.
+    pub async fn sync(&self) -> Result<u64, ManagerError> {
+        self.ask(|respond| Message::Sync { respond }).await
     }
 
     /// What recovery found when this manager opened.

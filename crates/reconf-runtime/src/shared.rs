@@ -32,6 +32,7 @@ pub(crate) struct Shared {
     pub(crate) failed_batches: AtomicU64,
     pub(crate) conflicts: AtomicU64,
     pub(crate) snapshots: AtomicU64,
+    pub(crate) followed: AtomicU64,
 }
 
 impl Shared {
@@ -61,4 +62,10 @@ pub struct ActorStats {
     pub conflicts: u64,
     /// Snapshots written.
     pub snapshots: u64,
+    /// Records written by other managers on a shared journal and applied here (by
+    /// following the journal, catching up after a conflict, or [`sync`]).
+    ///
+    /// [`sync`]: crate::ReconfigurationManager::sync
+    #[serde(default)]
+    pub followed: u64,
 }

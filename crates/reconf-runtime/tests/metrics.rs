@@ -94,8 +94,10 @@ async fn a_scripted_workload_records_what_happened() {
     journal.fail_nth_commit(1);
     let e = m.delegate_session(DelegationRequest::new(sessions[3], a("alice"), a("bob"), x.clone())).await;
     assert_eq!(e.unwrap_err().kind(), "persist");
-    // Another writer on the same journal moves the head: the next commit conflicts once,
-    // catches up and goes through.
+    // Another writer on the same journal moves the head before this manager hears of it
+    // (its notification is held back): the next commit conflicts once, catches up and
+    // goes through.
+    journal.hold_notifications(true);
     let other = ManagerBuilder::new().journal(memory.clone()).without_manifests().open().await.unwrap();
     other
         .delegate_session(DelegationRequest::new(sessions[1], a("bob"), a("erin"), x.clone()))

@@ -51,6 +51,11 @@ impl EtcdJournalOptions {
         &self.prefix
     }
 
+    /// The endpoints.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
     /// How long connecting may take.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
