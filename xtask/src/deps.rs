@@ -49,9 +49,10 @@ impl Requirement {
     }
 }
 
-/// Whether the workspace has the etcd backend, whose build needs protoc and whose tests need
-/// an etcd server. The requirement follows the crate, so the set-up never installs a package
-/// for a backend that is not there.
+/// Whether the workspace has the etcd backend, whose build needs protoc (the CLI links it
+/// for `--etcd`, so `simulate` builds it too) and whose tests need an etcd server. The
+/// requirement follows the crate, so the set-up never installs a package for a backend
+/// that is not there.
 fn has_etcd_backend(root: &Path) -> bool {
     root.join("crates/reconf-store-etcd/Cargo.toml").is_file()
 }
@@ -70,14 +71,14 @@ pub(crate) const REQUIREMENTS: &[Requirement] = &[
         needed_by: "etcd-client's build",
         packages: &["protobuf-compiler"],
         present: |s| probe::find_protoc(s).is_some(),
-        wanted: |task, root| task == Task::Test && has_etcd_backend(root),
+        wanted: |_, root| has_etcd_backend(root),
     },
     Requirement {
         what: "the protobuf include files",
         needed_by: "etcd-client's build",
         packages: &["libprotobuf-dev"],
         present: |s| probe::find_protobuf_includes(s).is_some(),
-        wanted: |task, root| task == Task::Test && has_etcd_backend(root),
+        wanted: |_, root| has_etcd_backend(root),
     },
     Requirement {
         what: "etcd",
@@ -204,13 +205,13 @@ mod tests {
     }
 
     #[test]
-    fn simulate_needs_only_libclang() {
+    fn simulate_needs_libclang_and_protoc_but_no_etcd_server() {
         let machine = tempfile::tempdir().expect("tempdir");
         let workspace = tempfile::tempdir().expect("tempdir");
         fs::create_dir_all(workspace.path().join("crates/reconf-store-etcd")).expect("dir");
         fs::write(workspace.path().join("crates/reconf-store-etcd/Cargo.toml"), "").expect("file");
         let lacking = missing(REQUIREMENTS, Task::Simulate, workspace.path(), &empty_system(machine.path()));
-        assert_eq!(names(&lacking), ["libclang"]);
+        assert_eq!(names(&lacking), ["libclang", "protoc", "the protobuf include files"]);
     }
 
     #[test]

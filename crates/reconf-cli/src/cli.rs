@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Live reconfiguration of choreographic protocol sessions, on an embedded RocksDB journal.
+/// Live reconfiguration of choreographic protocol sessions, on an embedded RocksDB journal
+/// (or one shared on etcd, with `--etcd`).
 ///
 /// Authorities are given as a 64-hex-digit id or as a label (any other text, hashed into
 /// an id; text of 16 or more hex digits only is refused as a mistyped id). Sessions are
@@ -18,6 +19,16 @@ pub(crate) struct Cli {
     /// Directory of the RocksDB journal.
     #[arg(long, global = true, value_name = "DIR", default_value = "./reconf-data")]
     pub(crate) data_dir: PathBuf,
+
+    /// Use the journal on this etcd cluster instead of a data directory: comma-separated
+    /// endpoints (`host:port` or `http://host:port`). Every process given the same cluster
+    /// and prefix shares one journal.
+    #[arg(long, global = true, value_name = "ENDPOINTS", value_delimiter = ',')]
+    pub(crate) etcd: Vec<String>,
+
+    /// The key prefix of the etcd journal.
+    #[arg(long, global = true, value_name = "PREFIX", default_value = "/reconf", requires = "etcd")]
+    pub(crate) etcd_prefix: String,
 
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -81,6 +92,10 @@ pub(crate) struct SimulateArgs {
     /// Concurrent callers; each owns a disjoint share of the sessions.
     #[arg(long, default_value_t = 64)]
     pub(crate) concurrency: usize,
+    /// Managers in this process sharing the one journal (needs `--etcd`); the callers are
+    /// dealt round-robin to them.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) managers: usize,
     /// Fraction of requests that are deliberately invalid (wrong holder, self-delegation,
     /// unknown bundle, bad boundary) and must be rejected.
     #[arg(long, default_value_t = 0.05, value_name = "FRACTION")]

@@ -30,10 +30,10 @@ pub(crate) enum CliError {
     #[error("{0}")]
     InvalidArguments(String),
     /// A read-only command on a directory without a journal.
-    #[error("no journal at {}: run `reconf simulate` or `reconf open` first, or pass --data-dir", path.display())]
+    #[error("no journal at {location}: run `reconf simulate` or `reconf open` first, or pass --data-dir or --etcd")]
     NoJournal {
-        /// The data directory.
-        path: PathBuf,
+        /// The data directory, or the etcd endpoints and prefix.
+        location: String,
     },
     /// The manager refused or failed.
     #[error(transparent)]

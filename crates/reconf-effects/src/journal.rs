@@ -264,7 +264,8 @@ fn fmt_head(h: Option<Sequence>) -> String {
 /// - a commit whose `expected` head does not match writes nothing and returns
 ///   [`JournalError::Conflict`] with the actual head;
 /// - `read(from, limit)` returns up to `limit` records with sequence `>= from`, in order
-///   (so `from` 0 reads from 1; reading past the head or with `limit` 0 gives nothing);
+///   (so `from` 0 reads from 1; reading past the head or with `limit` 0 gives nothing),
+///   and fewer than `limit` only when it reached the head as it was during the read;
 /// - `write_snapshot` accepts sequences `1..=head`, otherwise
 ///   [`JournalError::SnapshotOutOfRange`]; `latest_snapshot` is the one with the highest
 ///   sequence (for equal sequences, the last written), regardless of write order;

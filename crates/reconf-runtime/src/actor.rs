@@ -32,10 +32,15 @@ use crate::telemetry;
 
 /// Most commands one batch takes from the mailbox.
 const MAX_BATCH: usize = 1024;
-/// Retries after a journal head conflict before the batch is refused. Each retry first
-/// catches up, so it loses only to a writer that committed again in between; with a few
-/// managers racing on one journal that is rare, but not so rare that a handful suffices.
-const MAX_CONFLICT_RETRIES: usize = 32;
+/// Retries after a journal head conflict before the batch is refused as a conflict. Each
+/// retry first catches up (one read) and re-checks, so a command is refused by the re-check
+/// when the other writers' changes make it invalid; this bound only stops a manager that
+/// loses every race for a very long time (several managers committing flat out on one
+/// journal make a dozen losses in a row ordinary).
+const MAX_CONFLICT_RETRIES: usize = 1_000;
+/// Retries made at once; later ones pause first (jittered, growing to the cap), so writers
+/// that keep colliding spread out.
+const PROMPT_CONFLICT_RETRIES: usize = 3;
 /// The longest pause before a retry after a conflict.
 const MAX_CONFLICT_PAUSE_MS: u64 = 20;
 /// How long to wait before following the journal again after a failed read.
@@ -642,9 +647,9 @@ impl Actor {
                 // Both batches were checked against a state that will not exist: catch up
                 // and check them again, in their order, as one batch.
                 let commands = self.uncheck(pipe, checked);
-                if attempt > 0 {
+                if attempt >= PROMPT_CONFLICT_RETRIES {
                     // Writers that keep colliding spread out instead of colliding again.
-                    let cap = (1u64 << attempt.min(5)).min(MAX_CONFLICT_PAUSE_MS);
+                    let cap = (1u64 << (attempt - PROMPT_CONFLICT_RETRIES).min(5)).min(MAX_CONFLICT_PAUSE_MS);
                     let pause = rand::random::<u64>() % (cap * 1000 + 1);
                     tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
                 }

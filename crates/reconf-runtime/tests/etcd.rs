@@ -65,7 +65,7 @@ async fn race(
             continue;
         }
         let request = DelegationRequest::new(s(n), record.holder, to, x());
-        let outcome = if step % 4 == 0 {
+        let outcome = if step.is_multiple_of(4) {
             let owner = OwnerLabel::new(format!("node-{caller}")).unwrap();
             match m.attach_owner(s(n), owner, LinkBoundary::for_bundle(&x())).await {
                 Ok(h) => m

@@ -26,6 +26,18 @@ const PAGE_CHUNKS: i64 = 64;
 /// Bytes of a snapshot per part key (two parts fit one default-sized etcd request).
 const PART_BYTES: usize = 512 * 1024;
 
+/// What [`EtcdJournal::verify`] checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// The head, or `None` for an empty journal.
+    pub head: Option<Sequence>,
+    /// Records checked.
+    pub records: u64,
+    /// The chain hash at the head (the genesis hash when empty).
+    pub chain_hash: Hash,
+}
+
 /// What the journal has done that an operator would want to count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -306,7 +318,7 @@ impl EtcdJournal {
     ///
     /// # Errors
     /// The first problem, as [`JournalError::Corrupt`] naming its sequence.
-    pub async fn verify(&self) -> Result<Option<Sequence>, JournalError> {
+    pub async fn verify(&self) -> Result<VerifyReport, JournalError> {
         let (head, _) = self.fetch_head().await?;
         let head_sequence = sequence_of(&head);
         let mut from = 1;
@@ -325,7 +337,21 @@ impl EtcdJournal {
         if head_sequence > 0 && head.map(|h| h.hash) != Some(hash) {
             return Err(codec::metadata(head_sequence, "the head's chain hash differs from the records'"));
         }
-        Ok(visible(head_sequence))
+        Ok(VerifyReport { head: visible(head_sequence), records: head_sequence, chain_hash: hash })
+    }
+
+    /// The size of the etcd member's database (the whole store, as `etcdctl endpoint
+    /// status` reports it), for a figure of what the journal occupies.
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] when the member does not answer.
+    pub async fn store_bytes(&self) -> Result<u64, JournalError> {
+        let mut maintenance = self.client.maintenance_client();
+        let status = self
+            .timed("status", maintenance.status())
+            .await
+            .map_err(|reason| JournalError::Storage { reason })?;
+        Ok(u64::try_from(status.db_size()).unwrap_or(0))
     }
 
     /// Up to `limit` checked records from `from`, chained to `prev` when it is given (the

@@ -42,7 +42,7 @@
 //! let journal = EtcdJournal::connect(EtcdJournalOptions::new(["http://127.0.0.1:2379"]).prefix("/reconf/demo")).await?;
 //! let head = journal.head().await?;
 //! journal.commit(vec![fact], ExpectedHead::from_head(head)).await?;
-//! assert!(journal.verify().await?.is_some());
+//! assert!(journal.verify().await?.head.is_some());
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
@@ -56,5 +56,5 @@ mod options;
 pub mod testing;
 mod watch;
 
-pub use journal::{EtcdJournal, EtcdJournalStats};
+pub use journal::{EtcdJournal, EtcdJournalStats, VerifyReport};
 pub use options::EtcdJournalOptions;

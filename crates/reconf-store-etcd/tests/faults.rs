@@ -50,7 +50,7 @@ async fn a_lost_reply_of_a_landed_commit_is_resolved_as_committed() {
 
     let direct = EtcdJournal::connect(options(etcd.endpoints(), "/lost-reply")).await.unwrap();
     assert_eq!(facts_of(&direct).await, [fact(1), fact(2), fact(3)]);
-    assert_eq!(direct.verify().await.unwrap(), Some(3));
+    assert_eq!(direct.verify().await.unwrap().head, Some(3));
 }
 
 /// A commit whose request never arrived is fenced off (so it cannot land later) and retried:
@@ -81,7 +81,7 @@ async fn a_commit_that_never_arrived_is_fenced_and_retried() {
     // Another writer that saw head 1 before the fence cannot write on top of the fenced
     // head by accident: its compare is on the head value, and it learns the real head.
     direct.commit(vec![fact(3)], ExpectedHead::At(2)).await.unwrap();
-    assert_eq!(direct.verify().await.unwrap(), Some(3));
+    assert_eq!(direct.verify().await.unwrap().head, Some(3));
 }
 
 /// When the cluster stays silent for the whole resolve timeout, the answer is honest:
@@ -147,7 +147,7 @@ async fn three_writers_on_one_journal_land_every_commit_once() {
     for (sequence, f) in &acked {
         assert_eq!(&log[*sequence as usize - 1].fact, f, "acknowledged at {sequence}");
     }
-    assert_eq!(reader.verify().await.unwrap(), Some(120));
+    assert_eq!(reader.verify().await.unwrap().head, Some(120));
     println!("three writers: 120 commits, {conflicts} conflicts or CAS retries");
 }
 
@@ -258,7 +258,7 @@ async fn killing_the_leader_loses_no_acknowledged_commit() {
     let ambiguous = failed.iter().filter(|(_, e)| e.outcome_unknown()).count();
     let failed_kinds: HashSet<String> =
         failed.iter().map(|(_, e)| e.to_string().chars().take(60).collect()).collect();
-    assert_eq!(reader.verify().await.unwrap(), Some(log.len() as u64));
+    assert_eq!(reader.verify().await.unwrap().head, Some(log.len() as u64));
     println!(
         "leader kill: {} acknowledged ({after_kill} more than 1 s after the kill), {} refused ({ambiguous} ambiguous; {failed_kinds:?}), {} in the journal, lost replies resolved: {landed} landed, {not_landed} fenced; {:?} since the kill",
         acked.len(),
@@ -304,7 +304,7 @@ async fn tampering_is_detected() {
     // Restore the record, then rewrite the second fact with its checksum recomputed, as a
     // careful attacker would: the hash chain still catches it.
     kv.put(key, stored, None).await.unwrap();
-    assert_eq!(journal.verify().await.unwrap(), Some(3));
+    assert_eq!(journal.verify().await.unwrap().head, Some(3));
     let head = kv.get("/tamper/head", None).await.unwrap().kvs()[0].value().to_vec();
     let mut wrong = head.clone();
     wrong[8] ^= 0x01;

@@ -1,10 +1,8 @@
 //! `reconf bundles`: the registered bundles.
 
-use std::path::Path;
-
 use serde::Serialize;
 
-use crate::data::{self, Access};
+use crate::data::{Access, Store};
 use crate::error::CliError;
 use crate::output;
 use crate::output::say;
@@ -19,21 +17,22 @@ struct Bundle {
     linked_from: Option<[String; 2]>,
 }
 
-pub(crate) async fn run(dir: &Path, json: bool) -> Result<(), CliError> {
-    let bundles = data::with_manager(dir, Access::Inspect, async |m| {
-        let links: std::collections::BTreeMap<_, _> = m.links().into_iter().collect();
-        Ok(m.bundles()
-            .into_iter()
-            .map(|b| Bundle {
-                linked_from: links.get(&b.id).map(|l| [l.left.to_string(), l.right.to_string()]),
-                id: b.id.to_string(),
-                protocols: b.protocol_ids,
-                exports: b.exports.into_iter().collect(),
-                imports: b.imports.into_iter().collect(),
-            })
-            .collect::<Vec<_>>())
-    })
-    .await?;
+pub(crate) async fn run(dir: &Store, json: bool) -> Result<(), CliError> {
+    let bundles = dir
+        .with_manager(Access::Inspect, async |m| {
+            let links: std::collections::BTreeMap<_, _> = m.links().into_iter().collect();
+            Ok(m.bundles()
+                .into_iter()
+                .map(|b| Bundle {
+                    linked_from: links.get(&b.id).map(|l| [l.left.to_string(), l.right.to_string()]),
+                    id: b.id.to_string(),
+                    protocols: b.protocol_ids,
+                    exports: b.exports.into_iter().collect(),
+                    imports: b.imports.into_iter().collect(),
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
     if json {
         return output::print_json(&bundles);
     }

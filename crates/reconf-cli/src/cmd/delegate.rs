@@ -1,16 +1,14 @@
 //! `reconf delegate --session S --from A --to B --bundle X`.
 
-use std::path::Path;
-
 use reconf_runtime::DelegationRequest;
 
 use crate::cli::DelegateArgs;
-use crate::data::{self, Access};
+use crate::data::{Access, Store};
 use crate::error::CliError;
 use crate::ids::{self, Authority};
 use crate::output::say;
 
-pub(crate) async fn run(dir: &Path, args: DelegateArgs) -> Result<(), CliError> {
+pub(crate) async fn run(dir: &Store, args: DelegateArgs) -> Result<(), CliError> {
     // Everything is parsed before the journal is opened: bad input touches nothing.
     let session = ids::session("--session", &args.session)?;
     let from = Authority::parse("--from", &args.from)?;
@@ -18,8 +16,7 @@ pub(crate) async fn run(dir: &Path, args: DelegateArgs) -> Result<(), CliError> 
     let bundle = ids::bundle("--bundle", &args.bundle)?;
     let request = DelegationRequest::new(session, from.id, to.id, bundle);
     let outcome =
-        data::with_manager(dir, Access::Update, async |m| Ok(m.delegate_session(request.clone()).await?))
-            .await?;
+        dir.with_manager(Access::Update, async |m| Ok(m.delegate_session(request.clone()).await?)).await?;
     let r = &outcome.receipt;
     say!(
         "delegated session {} from {from} to {to} through {}: generation {}, journal sequence {}",

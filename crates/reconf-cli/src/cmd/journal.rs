@@ -1,13 +1,12 @@
 //! `reconf journal dump [--from N] [--limit K] [--json]`.
 
 use std::io::{BufWriter, Write};
-use std::path::Path;
 
 use reconf_runtime::crates::effects::JournalRecord;
-use reconf_runtime::{JournalEffects, JournalError, RocksJournal};
+use reconf_runtime::{JournalEffects, JournalError};
 
 use crate::cli::DumpArgs;
-use crate::data::{self, Access};
+use crate::data::{Access, Store};
 use crate::error::CliError;
 use crate::output::{self, line_to, stdout_error};
 
@@ -16,16 +15,16 @@ const PAGE: usize = 4096;
 
 /// Lists records in order: text (`sequence kind details`, authorities as short ids) or
 /// JSON Lines (one object per record, ids in full).
-pub(crate) async fn dump(dir: &Path, args: DumpArgs) -> Result<(), CliError> {
-    let journal = data::open_journal(dir, Access::Inspect)?;
-    let listed = list(&journal, &args).await;
+pub(crate) async fn dump(dir: &Store, args: DumpArgs) -> Result<(), CliError> {
+    let journal = dir.open_journal(Access::Inspect).await?;
+    let listed = list(journal.effects(), &args).await;
     let closed = journal.close().await;
     listed?;
     closed?;
     Ok(())
 }
 
-async fn list(journal: &RocksJournal, args: &DumpArgs) -> Result<(), CliError> {
+async fn list(journal: &dyn JournalEffects, args: &DumpArgs) -> Result<(), CliError> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut from = args.from.max(1);
     let mut left = args.limit.unwrap_or(usize::MAX);

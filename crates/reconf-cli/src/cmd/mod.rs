@@ -17,7 +17,8 @@ use crate::error::CliError;
 
 /// Runs the parsed command line.
 pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
-    let dir = cli.data_dir.as_path();
+    let store = crate::data::Store::from_args(&cli.data_dir, &cli.etcd, &cli.etcd_prefix);
+    let dir = &store;
     match cli.command {
         Command::Simulate(args) => simulate::run(dir, args).await,
         Command::Status(args) => status::run(dir, args.json).await,

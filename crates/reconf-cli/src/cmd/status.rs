@@ -1,11 +1,9 @@
 //! `reconf status`: what the journal holds.
 
-use std::path::Path;
-
 use reconf_runtime::FootprintSummary;
 use serde::Serialize;
 
-use crate::data::{self, Access};
+use crate::data::{Access, Store};
 use crate::error::CliError;
 use crate::output;
 use crate::output::say;
@@ -68,44 +66,45 @@ fn authority(id: reconf_runtime::AuthorityId, s: FootprintSummary) -> Authority 
     }
 }
 
-pub(crate) async fn run(dir: &Path, json: bool) -> Result<(), CliError> {
-    let mut status = data::with_manager(dir, Access::Inspect, async |m| {
-        let stats = m.stats().state;
-        let recovery = m.recovery_report();
-        let mut authorities: Vec<Authority> =
-            m.authority_summaries().into_iter().map(|(a, s)| authority(a, s)).collect();
-        // Busiest first; ties in id order, so the listing is stable.
-        authorities.sort_by(|a, b| {
-            (b.native + b.delegated_in).cmp(&(a.native + a.delegated_in)).then_with(|| a.id.cmp(&b.id))
-        });
-        // Recovery ran the full audit on exactly this state.
-        let audit = &recovery.coherence;
-        Ok(Status {
-            data_dir: dir.display().to_string(),
-            journal: Journal {
-                head: stats.head,
-                size_bytes: 0,
-                snapshot_sequence: recovery.snapshot_sequence,
-                records_replayed_at_open: recovery.records_replayed,
-            },
-            bundles: m.bundles().into_iter().map(|b| b.id.to_string()).collect(),
-            links: stats.links,
-            sessions: Sessions {
-                open: stats.sessions,
-                native: stats.native,
-                delegated: stats.delegated,
-                closed: stats.closed,
-            },
-            authorities,
-            coherence: Coherence {
-                coherent: audit.is_coherent(),
-                sessions_checked: audit.sessions_checked,
-                violations: audit.violations.len(),
-            },
+pub(crate) async fn run(dir: &Store, json: bool) -> Result<(), CliError> {
+    let mut status = dir
+        .with_manager(Access::Inspect, async |m| {
+            let stats = m.stats().state;
+            let recovery = m.recovery_report();
+            let mut authorities: Vec<Authority> =
+                m.authority_summaries().into_iter().map(|(a, s)| authority(a, s)).collect();
+            // Busiest first; ties in id order, so the listing is stable.
+            authorities.sort_by(|a, b| {
+                (b.native + b.delegated_in).cmp(&(a.native + a.delegated_in)).then_with(|| a.id.cmp(&b.id))
+            });
+            // Recovery ran the full audit on exactly this state.
+            let audit = &recovery.coherence;
+            Ok(Status {
+                data_dir: dir.describe(),
+                journal: Journal {
+                    head: stats.head,
+                    size_bytes: 0,
+                    snapshot_sequence: recovery.snapshot_sequence,
+                    records_replayed_at_open: recovery.records_replayed,
+                },
+                bundles: m.bundles().into_iter().map(|b| b.id.to_string()).collect(),
+                links: stats.links,
+                sessions: Sessions {
+                    open: stats.sessions,
+                    native: stats.native,
+                    delegated: stats.delegated,
+                    closed: stats.closed,
+                },
+                authorities,
+                coherence: Coherence {
+                    coherent: audit.is_coherent(),
+                    sessions_checked: audit.sessions_checked,
+                    violations: audit.violations.len(),
+                },
+            })
         })
-    })
-    .await?;
-    status.journal.size_bytes = data::dir_size(dir)?;
+        .await?;
+    status.journal.size_bytes = dir.size_bytes().await?;
     if json {
         return output::print_json(&status);
     }

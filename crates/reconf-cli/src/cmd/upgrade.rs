@@ -1,17 +1,15 @@
 //! `reconf upgrade --bundle X --request FILE.json` and `reconf upgrade --bundle X --seed a,b`.
 
-use std::path::Path;
-
 use reconf_runtime::upgrade::{Member, RuntimeUpgradeRequest, UpgradeSnapshot};
 use reconf_runtime::OnHistory;
 
 use crate::cli::UpgradeArgs;
-use crate::data::{self, Access};
+use crate::data::{Access, Store};
 use crate::error::CliError;
 use crate::ids;
 use crate::output::say;
 
-pub(crate) async fn run(dir: &Path, args: UpgradeArgs) -> Result<(), CliError> {
+pub(crate) async fn run(dir: &Store, args: UpgradeArgs) -> Result<(), CliError> {
     // Everything is parsed before the journal is opened: bad input touches nothing.
     let bundle = ids::bundle("--bundle", &args.bundle)?;
     let request = match &args.request {
@@ -36,20 +34,22 @@ pub(crate) async fn run(dir: &Path, args: UpgradeArgs) -> Result<(), CliError> {
         None => None,
     };
     let (force, expected_epoch) = (args.force, args.expected_epoch);
-    let snapshot: UpgradeSnapshot = data::with_manager(dir, Access::Create, async |m| {
-        if let Some(members) = seed.clone() {
-            let on_history = if force { OnHistory::Replace } else { OnHistory::Refuse };
-            return Ok(m.seed_membership(bundle.clone(), members, on_history).await?);
-        }
-        if let Some(r) = request.clone() {
-            let x = m.execute_upgrade(bundle.clone(), r, expected_epoch).await?;
-            let phases: Vec<String> = x.phase_sequence().iter().map(ToString::to_string).collect();
-            say!("upgrade {} of {bundle}: {}", x.upgrade_id, phases.join(" -> "))?;
-        }
-        m.upgrade_snapshot(&bundle)
-            .ok_or_else(|| CliError::InvalidArguments(format!("bundle {bundle} has no seeded membership")))
-    })
-    .await?;
+    let snapshot: UpgradeSnapshot = dir
+        .with_manager(Access::Create, async |m| {
+            if let Some(members) = seed.clone() {
+                let on_history = if force { OnHistory::Replace } else { OnHistory::Refuse };
+                return Ok(m.seed_membership(bundle.clone(), members, on_history).await?);
+            }
+            if let Some(r) = request.clone() {
+                let x = m.execute_upgrade(bundle.clone(), r, expected_epoch).await?;
+                let phases: Vec<String> = x.phase_sequence().iter().map(ToString::to_string).collect();
+                say!("upgrade {} of {bundle}: {}", x.upgrade_id, phases.join(" -> "))?;
+            }
+            m.upgrade_snapshot(&bundle).ok_or_else(|| {
+                CliError::InvalidArguments(format!("bundle {bundle} has no seeded membership"))
+            })
+        })
+        .await?;
     if args.json {
         say!("{}", serde_json::to_string(&snapshot)?)?;
         return Ok(());

@@ -1,11 +1,8 @@
 //! `reconf verify`: the journal's integrity, then a full replay and coherence audit.
 
-use std::path::Path;
-
 use reconf_runtime::{CoherenceReport, State};
-use reconf_runtime::{RocksJournal, VerifyReport};
 
-use crate::data::{self, Access};
+use crate::data::{Access, Journal, Store, Verified};
 use crate::error::CliError;
 use crate::output::say;
 
@@ -13,14 +10,14 @@ use crate::output::say;
 const SHOWN_VIOLATIONS: usize = 10;
 
 struct Checked {
-    journal: VerifyReport,
+    journal: Verified,
     snapshot: Option<u64>,
     state: State,
     audit: CoherenceReport,
 }
 
-pub(crate) async fn run(dir: &Path) -> Result<(), CliError> {
-    let journal = data::open_journal(dir, Access::Inspect)?;
+pub(crate) async fn run(dir: &Store) -> Result<(), CliError> {
+    let journal = dir.open_journal(Access::Inspect).await?;
     let checked = check(&journal).await;
     let closed = journal.close().await;
     let c = checked?;
@@ -61,11 +58,11 @@ pub(crate) async fn run(dir: &Path) -> Result<(), CliError> {
     })
 }
 
-async fn check(journal: &RocksJournal) -> Result<Checked, CliError> {
+async fn check(journal: &Journal) -> Result<Checked, CliError> {
     let report = journal.verify().await?;
     // Replays every record from the first (no snapshot shortcut), compares the newest
     // snapshot with the replay at its sequence, and audits coherence.
-    let audit = reconf_runtime::audit_journal(journal).await?;
+    let audit = reconf_runtime::audit_journal(journal.effects()).await?;
     Ok(Checked {
         journal: report,
         snapshot: audit.snapshot_checked,

@@ -12,7 +12,6 @@ mod summary;
 mod worker;
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,10 +22,10 @@ use reconf_runtime::{AuthorityId, BundleId, SessionId};
 use reconf_runtime::{ReconfigurationManager, DEFAULT_MAILBOX_CAPACITY};
 use tokio::task::JoinSet;
 
-use self::summary::Summary;
+use self::summary::{PerManager, Summary};
 use self::worker::{Assigned, Env, Tally};
 use crate::cli::SimulateArgs;
-use crate::data::{self, Access};
+use crate::data::{Access, Store};
 use crate::error::CliError;
 
 /// Upper bounds that keep a mistyped argument from exhausting memory.
@@ -34,8 +33,9 @@ const MAX_AUTHORITIES: usize = 1_000_000;
 const MAX_SESSIONS: usize = 10_000_000;
 const MAX_DELEGATIONS: usize = 1_000_000_000;
 const MAX_CONCURRENCY: usize = 65_536;
+const MAX_MANAGERS: usize = 64;
 
-pub(crate) async fn run(dir: &Path, args: SimulateArgs) -> Result<(), CliError> {
+pub(crate) async fn run(dir: &Store, args: SimulateArgs) -> Result<(), CliError> {
     validate(&args)?;
     if let Some(addr) = args.metrics_listen {
         // Spawned on this runtime; it serves until the process exits.
@@ -48,13 +48,24 @@ pub(crate) async fn run(dir: &Path, args: SimulateArgs) -> Result<(), CliError> 
     let started = Instant::now();
     let seed = args.seed.unwrap_or_else(|| rand::rng().random());
     let mailbox = args.concurrency.min(args.sessions.max(1)).max(DEFAULT_MAILBOX_CAPACITY);
-    let manager = data::open_manager(dir, Access::Create, |b| b.mailbox_capacity(mailbox)).await?;
-    let result = simulate(&manager, &args, seed).await;
-    let closed = manager.shutdown().await;
+    if args.managers > 1 && !dir.is_shared() {
+        return Err(CliError::InvalidArguments(
+            "--managers needs --etcd: a RocksDB journal belongs to one process and one manager".to_owned(),
+        ));
+    }
+    let mut managers = Vec::with_capacity(args.managers);
+    for _ in 0..args.managers {
+        managers.push(dir.open_manager(Access::Create, |b| b.mailbox_capacity(mailbox)).await?);
+    }
+    let result = simulate(&managers, &args, seed).await;
+    let mut closed = Ok(());
+    for m in &managers {
+        closed = closed.and(m.shutdown().await);
+    }
     let mut summary = result?;
     closed?;
-    summary.data_dir = dir.display().to_string();
-    summary.journal.size_bytes = data::dir_size(dir)?;
+    summary.data_dir = dir.describe();
+    summary.journal.size_bytes = dir.size_bytes().await?;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.print(args.json)?;
     summary.verdict()
@@ -72,6 +83,7 @@ fn validate(a: &SimulateArgs) -> Result<(), CliError> {
         ("--sessions", a.sessions, 0, MAX_SESSIONS),
         ("--delegations", a.delegations, 0, MAX_DELEGATIONS),
         ("--concurrency", a.concurrency, 1, MAX_CONCURRENCY),
+        ("--managers", a.managers, 1, MAX_MANAGERS),
     ] {
         if value < min || value > max {
             return bad(format!("{flag} must be between {min} and {max}, got {value}"));
@@ -155,21 +167,37 @@ async fn join_all<T: 'static>(mut set: JoinSet<T>) -> Result<Vec<T>, CliError> {
 }
 
 async fn simulate(
-    manager: &ReconfigurationManager,
+    managers: &[ReconfigurationManager],
     args: &SimulateArgs,
     seed: u64,
 ) -> Result<Summary, CliError> {
-    // The head when the manager opened: manifests it registered count as this run's facts.
+    let Some(manager) = managers.first() else {
+        return Err(CliError::InvalidArguments("--managers must be at least 1".to_owned()));
+    };
+    // The head when the first manager opened: manifests registered count as this run's facts.
     let head_before = manager.recovery_report().head;
+    for m in managers {
+        // Each sees the others' registrations before choosing bundles.
+        m.sync().await?;
+    }
     let bundles = bundles(manager)?;
-    let env = Arc::new(Env {
-        manager: manager.clone(),
-        authorities: (0..args.authorities).map(|i| AuthorityId::from_label(&format!("sim-{i:03}"))).collect(),
-        unknown_bundle: unknown_bundle(manager)?,
-        bundles,
-        invalid_fraction: args.invalid_fraction,
-        handoff_fraction: args.handoff_fraction,
-    });
+    let unknown = unknown_bundle(manager)?;
+    let authorities: Vec<AuthorityId> =
+        (0..args.authorities).map(|i| AuthorityId::from_label(&format!("sim-{i:03}"))).collect();
+    let envs: Vec<Arc<Env>> = managers
+        .iter()
+        .map(|m| {
+            Arc::new(Env {
+                manager: m.clone(),
+                authorities: authorities.clone(),
+                unknown_bundle: unknown.clone(),
+                bundles: bundles.clone(),
+                invalid_fraction: args.invalid_fraction,
+                handoff_fraction: args.handoff_fraction,
+            })
+        })
+        .collect();
+    let env_of = |caller: usize| Arc::clone(&envs[caller % envs.len()]);
     let callers = args.concurrency.min(args.sessions.max(1));
 
     // Fresh random session ids, dealt round-robin to callers, authorities and bundles.
@@ -177,16 +205,16 @@ async fn simulate(
     for k in 0..args.sessions {
         shares[k % callers].push(Assigned {
             session: SessionId::new_random(),
-            bundle: env.bundles[k % env.bundles.len()].clone(),
-            holder: env.authorities[k % env.authorities.len()],
+            bundle: bundles[k % bundles.len()].clone(),
+            holder: authorities[k % authorities.len()],
         });
     }
 
     let bar = progress(args.sessions, "opening", args.json);
     let opening = Instant::now();
     let mut set = JoinSet::new();
-    for share in shares {
-        set.spawn(worker::open_sessions(Arc::clone(&env), share, bar.clone()));
+    for (i, share) in shares.into_iter().enumerate() {
+        set.spawn(worker::open_sessions(env_of(i), share, bar.clone()));
     }
     let mut tally = Tally::default();
     let mut shares = Vec::with_capacity(callers);
@@ -203,17 +231,37 @@ async fn simulate(
     for (i, share) in shares.into_iter().enumerate() {
         let count = args.delegations / callers + usize::from(i < args.delegations % callers);
         let rng = StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        set.spawn(worker::delegate(Arc::clone(&env), share, count, rng, bar.clone()));
+        let (env, bar, m) = (env_of(i), bar.clone(), i % managers.len());
+        set.spawn(async move { (m, worker::delegate(env, share, count, rng, bar).await) });
     }
-    for t in join_all(set).await? {
+    let mut accepted = vec![0u64; managers.len()];
+    for (m, t) in join_all(set).await? {
+        accepted[m] += t.plain + t.handoffs;
         tally.merge(t);
     }
     let delegate_time = delegating.elapsed();
     bar.finish_and_clear();
 
+    // Every manager follows the journal to its end; all must then hold the same state.
+    let mut per_manager = Vec::with_capacity(managers.len());
+    let mut reference = None;
+    for (i, m) in managers.iter().enumerate() {
+        m.sync().await?;
+        let snapshot = m.state_snapshot().to_snapshot();
+        match &reference {
+            None => reference = Some(snapshot),
+            Some(r) if *r != snapshot => {
+                return Err(CliError::Simulation(format!(
+                    "manager {i}'s state differs from manager 0's after both followed the journal to its end"
+                )));
+            }
+            Some(_) => {}
+        }
+        per_manager.push(PerManager::new(i, accepted[i], delegate_time, &m.stats()));
+    }
     let audit = manager.verify_coherence().await;
     let stats = manager.stats();
-    Ok(Summary::new(
+    let mut summary = Summary::new(
         args,
         seed,
         tally,
@@ -221,7 +269,9 @@ async fn simulate(
         head_before,
         &stats,
         &audit,
-    ))
+    );
+    summary.set_managers(per_manager);
+    Ok(summary)
 }
 
 /// Wall time of the two phases, and how many callers ran them.

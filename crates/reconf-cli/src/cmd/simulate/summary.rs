@@ -25,7 +25,38 @@ pub(super) struct Summary {
     pub(super) live_owners: u64,
     pub(super) state: State,
     pub(super) coherence: Coherence,
+    /// One entry per manager that shared the journal in this run.
+    pub(super) managers: Vec<PerManager>,
     pub(super) elapsed_seconds: f64,
+}
+
+/// One manager's share of a run with several on one journal.
+#[derive(Debug, Serialize)]
+pub(super) struct PerManager {
+    index: usize,
+    accepted: u64,
+    delegations_per_second: f64,
+    group_commits: u64,
+    conflicts: u64,
+    followed: u64,
+}
+
+impl PerManager {
+    pub(super) fn new(
+        index: usize,
+        accepted: u64,
+        delegating: std::time::Duration,
+        stats: &ManagerStats,
+    ) -> Self {
+        Self {
+            index,
+            accepted,
+            delegations_per_second: per_second(accepted, delegating.as_secs_f64()),
+            group_commits: stats.actor.commits,
+            conflicts: stats.actor.conflicts,
+            followed: stats.actor.followed,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -200,8 +231,15 @@ impl Summary {
                 violations: audit.violations.len(),
                 first_violations: audit.violations.iter().take(QUOTED).map(ToString::to_string).collect(),
             },
+            managers: Vec::new(),
             elapsed_seconds: 0.0,
         }
+    }
+
+    /// Records each manager's share; the journal's commits are everyone's.
+    pub(super) fn set_managers(&mut self, managers: Vec<PerManager>) {
+        self.journal.group_commits = managers.iter().map(|m| m.group_commits).sum();
+        self.managers = managers;
     }
 
     pub(super) fn print(&self, json: bool) -> Result<(), CliError> {
@@ -213,7 +251,7 @@ impl Summary {
         let x = &d.rejected_as_expected;
         let j = &self.journal;
         let s = &self.state;
-        say!("reconf simulate: seed {}, data dir {}", self.seed, self.data_dir)?;
+        say!("reconf simulate: seed {}, journal {}", self.seed, self.data_dir)?;
         say!(
             "  sessions opened   {} over {} authorities in {:.2} s ({:.0}/s)",
             self.open.sessions,
@@ -253,6 +291,19 @@ impl Summary {
             j.group_commits,
             output::bytes(j.size_bytes)
         )?;
+        if self.managers.len() > 1 {
+            for m in &self.managers {
+                say!(
+                    "  manager {:<9} {} accepted ({:.0}/s), {} group commits, {} conflicts, {} records followed",
+                    m.index,
+                    m.accepted,
+                    m.delegations_per_second,
+                    m.group_commits,
+                    m.conflicts,
+                    m.followed
+                )?;
+            }
+        }
         say!("  live owners       {}", self.live_owners)?;
         say!(
             "  state             {} open sessions ({} native, {} delegated, {} closed), {} authorities, {} bundles",
