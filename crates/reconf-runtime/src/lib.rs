@@ -30,7 +30,10 @@
 //! the same commit path. Every outcome emits a `tracing` event named in [`events`].
 //!
 //! Reads on the handle ([`ReconfigurationManager::session`], `footprint`, `stats`, …) are
-//! local: they see the state this manager has applied.
+//! local: they see the state this manager has applied. On a journal shared with other
+//! managers (etcd), the idle actor follows their commits through the same replay loop, so
+//! local reads trail the journal by a watch round trip; [`ReconfigurationManager::sync`] is
+//! the linearizable read, applying everything committed before it was called.
 //!
 //! This crate wires effects to the core; it must not contain domain rules that belong in
 //! `reconf-core`.
@@ -42,6 +45,7 @@
 //! | feature | enables |
 //! |---|---|
 //! | `rocksdb` | the durable RocksDB journal, `ManagerBuilder::rocksdb_journal` |
+//! | `etcd` | the journal on etcd shared by many managers, `ManagerBuilder::etcd_journal` |
 //! | `upgrade-executor` | staged runtime upgrades: `seed_membership`, `execute_upgrade`, … |
 //! | `metrics` | counters, histograms and gauges through the `metrics` facade, named in [`metrics`] |
 //!

@@ -21,8 +21,10 @@ use crate::layout::{self, CommitId, Head, Keys, Manifest, FORMAT_VERSION};
 use crate::options::EtcdJournalOptions;
 use crate::watch;
 
-/// Chunks fetched per range request of a read.
-const PAGE_CHUNKS: i64 = 64;
+/// Chunks fetched per range request of a read. Each chunk is at most `max_commit_bytes`,
+/// so a page's reply is bounded by this many commits; the client accepts replies that
+/// large (see [`EtcdJournal::reply_limit`]) rather than tonic's default 4 MiB.
+const PAGE_CHUNKS: i64 = 16;
 /// Bytes of a snapshot per part key (two parts fit one default-sized etcd request).
 const PART_BYTES: usize = 512 * 1024;
 
@@ -185,9 +187,21 @@ impl EtcdJournal {
             watcher: tokio::spawn(async {}),
             options,
         };
-        journal.check_format().await?;
-        let (head, revision) = journal.fetch_head().await?;
-        journal.check_head(&head).await?;
+        // A member that is down can take the first requests (the client balances over every
+        // endpoint), so a storage failure is retried until the connect timeout; what the
+        // checks find wrong with the data is not.
+        let deadline = Instant::now() + journal.options.connect_timeout;
+        let mut pause = Duration::from_millis(20);
+        let (head, revision) = loop {
+            match journal.startup_checks().await {
+                Err(JournalError::Storage { reason }) if Instant::now() < deadline => {
+                    tracing::debug!(name: "reconf.journal.connect_retry", reason = %reason);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                outcome => break outcome?,
+            }
+        };
         journal.signal = HeadSignal::new(sequence_of(&head));
         journal.watcher = tokio::spawn(watch::follow_head(
             journal.client.clone(),
@@ -198,6 +212,13 @@ impl EtcdJournal {
         ));
         tracing::info!(name: "reconf.journal.opened", prefix = %journal.options.prefix, head = sequence_of(&head), "etcd journal connected");
         Ok(journal)
+    }
+
+    async fn startup_checks(&self) -> Result<(Option<Head>, i64), JournalError> {
+        self.check_format().await?;
+        let (head, revision) = self.fetch_head().await?;
+        self.check_head(&head).await?;
+        Ok((head, revision))
     }
 
     /// What this handle has counted so far.
@@ -237,8 +258,31 @@ impl EtcdJournal {
         key: String,
         options: Option<GetOptions>,
     ) -> Result<GetResponse, JournalError> {
-        let mut kv = self.client.kv_client();
-        self.timed(what, kv.get(key, options)).await.map_err(|reason| JournalError::Storage { reason })
+        // Reads are idempotent, so one that failed (the client may route it to a member that
+        // is down; a leader election may be under way) is tried again, for up to one
+        // request timeout in all, before it is reported.
+        let deadline = Instant::now() + self.options.request_timeout;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let mut kv = self.client.kv_client().max_decoding_message_size(self.reply_limit());
+            match self.timed(what, kv.get(key.clone(), options.clone())).await {
+                Ok(response) => return Ok(response),
+                Err(reason) if Instant::now() + pause >= deadline => {
+                    return Err(JournalError::Storage { reason })
+                }
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    /// The largest reply a read may get: a page of the largest chunks, with room for keys
+    /// and headers.
+    fn reply_limit(&self) -> usize {
+        let page = PAGE_CHUNKS as usize * (self.options.max_commit_bytes + 4096);
+        page.max(codec_reply_floor()) + (1 << 20)
     }
 
     async fn check_format(&self) -> Result<(), JournalError> {
@@ -365,6 +409,9 @@ impl EtcdJournal {
         let from = from.max(1);
         let mut prev = if from == 1 { Some(GENESIS_HASH) } else { prev };
         let mut cursor = if prev.is_some() { from } else { from - 1 };
+        // Frames before this are neither returned nor needed for the chain: with `prev`
+        // given the chain starts at `from`, without it at the stored record `from - 1`.
+        let first_needed = cursor;
         let mut records = Vec::new();
         let mut expected_first: Option<Sequence> = None;
         let end = etcd_client::GetOptions::new().with_range(prefix_end(&self.keys.records()));
@@ -387,7 +434,7 @@ impl EtcdJournal {
                 }
                 expected_first = Some(last + 1);
                 for (frame, sequence) in chunk.frames.iter().zip(chunk.first..) {
-                    if sequence + 1 < from {
+                    if sequence < first_needed {
                         continue;
                     }
                     let frame = codec::decode_record(sequence, frame)?;
@@ -518,6 +565,11 @@ impl EtcdJournal {
         }
         Ok(())
     }
+}
+
+/// Replies up to tonic's default are always accepted.
+const fn codec_reply_floor() -> usize {
+    4 << 20
 }
 
 struct Page {
