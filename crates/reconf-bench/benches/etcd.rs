@@ -209,9 +209,11 @@ fn main() {
         });
         g.finish();
     }
-    let raw_seq = rt.block_on(raw_rate(&etcd, 1, 400));
-    let raw_64 = rt.block_on(raw_rate(&etcd, 64, 40));
-    lines.push(format!("raw etcd txn, sequential:            {raw_seq:>9.0}/s"));
+    // The loopback etcd's rate moves with what else the machine does: the best of three
+    // runs is the baseline, so the ratios are conservative.
+    let raw_seq = (0..3).map(|_| rt.block_on(raw_rate(&etcd, 1, 400))).fold(0.0, f64::max);
+    let raw_64 = (0..3).map(|_| rt.block_on(raw_rate(&etcd, 64, 40))).fold(0.0, f64::max);
+    lines.push(format!("raw etcd txn, sequential (best of 3):            {raw_seq:>9.0}/s"));
     // The journal alone: sequential commits of 32 delegation-sized facts, to tell the
     // journal's cost per round trip from the manager's.
     let journal_commits = rt.block_on(async {
@@ -228,7 +230,7 @@ fn main() {
         "journal alone, sequential commits of 32 facts: {journal_commits:>6.0} commits/s ({:.0} facts/s)",
         journal_commits * 32.0
     ));
-    lines.push(format!("raw etcd txn, 64 concurrent writers: {raw_64:>9.0}/s"));
+    lines.push(format!("raw etcd txn, 64 concurrent writers (best of 3): {raw_64:>9.0}/s"));
 
     // One manager.
     let facts = setup_facts(SESSIONS);

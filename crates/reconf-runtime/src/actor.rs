@@ -446,6 +446,21 @@ impl Actor {
         let mut pipe = Pipe::default();
         loop {
             let batch = match pipe.in_flight.as_mut() {
+                // A commit just landed and a batch waits behind it. The callers it answered
+                // are runnable but have not sent yet: one yield lets them, so their next
+                // commands share the waiting batch's commit instead of the one after it
+                // (closed-loop callers would otherwise settle into two half-size batches
+                // alternating, each caller waiting two commits per request).
+                None if !pipe.pending.checked.is_empty() => {
+                    tokio::task::yield_now().await;
+                    let mut batch = Vec::new();
+                    Self::drain(&mut rx, &mut batch);
+                    if batch.is_empty() {
+                        self.launch(&mut pipe);
+                        continue;
+                    }
+                    batch
+                }
                 None => {
                     // Idle: also follow the journal, so commits by other writers of a shared
                     // journal are applied as they land, not only when this one conflicts.
@@ -623,11 +638,13 @@ impl Actor {
         while let Some(flight) = pipe.in_flight.as_mut() {
             let (landed, facts) = (&mut flight.commit).await;
             self.land(pipe, landed, facts).await;
+            self.launch(pipe);
         }
     }
 
     /// The commit in flight finished: apply and answer its batch, or refuse or re-check
-    /// it; then start the pending batch's commit.
+    /// it. The pending batch's commit is started by the caller: the loop first lets the
+    /// callers just answered send again, so their commands join it.
     async fn land(&mut self, pipe: &mut Pipe, landed: Result<u64, Failure>, facts: Vec<Fact>) {
         let Some(flight) = pipe.in_flight.take() else { return };
         let InFlight { checked, head, attempt, .. } = flight;
@@ -689,7 +706,6 @@ impl Actor {
             }
         }
         pipe.reset_if_idle();
-        self.launch(pipe);
     }
 
     /// Sends `first` and the pending batch back to unchecked commands, in order, undoing
