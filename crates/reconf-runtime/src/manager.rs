@@ -22,6 +22,14 @@ use crate::telemetry::{self, Stopwatch};
 /// the actor stops when the last handle is dropped or [`shutdown`](Self::shutdown) is
 /// called.
 ///
+/// # Read consistency
+///
+/// | call | consistency |
+/// |---|---|
+/// | every change (`register_bundle`, `open_session`, `delegate_session`, `attach_owner`, handoffs, closes, upgrades) | checked against the journal's latest state: a stale view loses the journal's compare and is re-checked |
+/// | [`sync`](Self::sync) | linearizable: applies everything committed anywhere before it was called |
+/// | `bundle`, `bundles`, `session`, `footprint`, `footprint_summary`, `links`, `authority_summaries`, `state_snapshot`, `check_ingress`, `check_fragment`, `live_owner`, `fragment_owner`, `verify_coherence`, `stats` | local: the state this manager has applied, never waiting; on a shared journal behind it by at most the time this manager takes to follow other managers' commits. Call `sync` first for a linearizable read |
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), reconf_runtime::ManagerError> {
