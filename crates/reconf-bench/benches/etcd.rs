@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use reconf_runtime::crates::core::Command;
+use reconf_bench::workload::{self, bundle, session};
 use reconf_runtime::crates::store_etcd::testing::EtcdCluster;
 use reconf_runtime::crates::store_etcd::{EtcdJournal, EtcdJournalOptions};
 use reconf_runtime::{
-    AuthorityId, BundleId, ComposedBundle, DelegationRequest, ExpectedHead, Fact, JournalEffects,
-    ManagerBuilder, ReconfigurationManager, SessionId, State,
+    AuthorityId, DelegationRequest, ExpectedHead, Fact, JournalEffects, ManagerBuilder,
+    ReconfigurationManager,
 };
 use tokio::runtime::Runtime;
 
@@ -31,33 +31,14 @@ const SESSIONS: usize = 64 * 64;
 const AUTHORITIES: usize = 16;
 
 fn authority(i: usize) -> AuthorityId {
+    // Hashing a label per request would be the driver's cost, not the manager's.
     static IDS: std::sync::OnceLock<Vec<AuthorityId>> = std::sync::OnceLock::new();
-    IDS.get_or_init(|| (0..AUTHORITIES).map(|i| AuthorityId::from_label(&format!("authority-{i}"))).collect())
-        [i]
-}
-fn session(i: usize) -> SessionId {
-    SessionId::from_u128(0xe7cd_0000_0000 | i as u128)
-}
-fn bundle() -> BundleId {
-    BundleId::new("bench").unwrap()
+    IDS.get_or_init(|| workload::authorities(AUTHORITIES))[i]
 }
 
+/// The facts of the bench's bundle and `n` open sessions, round-robin over authorities.
 fn setup_facts(n: usize) -> Vec<Fact> {
-    let mut state = State::new();
-    let mut facts = Vec::with_capacity(n + 1);
-    let mut push = |state: &mut State, cmd: Command| {
-        let f = state.check(&cmd, 1).unwrap();
-        state.apply(facts.len() as u64 + 1, &f);
-        facts.push(f);
-    };
-    push(&mut state, Command::RegisterBundle(ComposedBundle::new(bundle())));
-    for i in 0..n {
-        push(
-            &mut state,
-            Command::OpenSession { session: session(i), authority: authority(i % AUTHORITIES), bundle: None },
-        );
-    }
-    facts
+    workload::setup_facts(n, &workload::authorities(AUTHORITIES)).unwrap()
 }
 
 fn options(etcd: &EtcdCluster, prefix: &str) -> EtcdJournalOptions {

@@ -10,8 +10,58 @@
 //! - `cargo bench -p reconf-bench --bench manager`: the manager over 1e6 live sessions, 64
 //!   callers, on the memory and the RocksDB journal, against the core alone and raw RocksDB.
 //!
+//! - `cargo bench -p reconf-bench --bench etcd`: the manager on a loopback etcd (1 and 3
+//!   managers) against raw etcd transactions, and recovery from etcd.
+//!
+//! [`workload`] holds the sessions and authorities the manager benches share.
+//!
 //! It must not be a dependency of anything.
 #![forbid(unsafe_code)]
+
+pub mod workload {
+    //! The benches' workload: one bundle, sessions numbered from a fixed base, authorities
+    //! named by label, and the facts that register the bundle and open the sessions.
+
+    use reconf_runtime::crates::core::{Command, State};
+    use reconf_runtime::{AuthorityId, BundleId, CommandError, ComposedBundle, Fact, SessionId};
+
+    /// `n` authorities, `authority-0` … (hashed once, so a request costs no hashing).
+    pub fn authorities(n: usize) -> Vec<AuthorityId> {
+        (0..n).map(|i| AuthorityId::from_label(&format!("authority-{i}"))).collect()
+    }
+
+    /// Session `i` of the workload.
+    pub fn session(i: usize) -> SessionId {
+        SessionId::from_u128(0xbe_0000_0000 | i as u128)
+    }
+
+    /// The workload's bundle.
+    pub fn bundle() -> BundleId {
+        BundleId::new("bench").unwrap_or_else(|_| unreachable!("a literal non-empty id"))
+    }
+
+    /// The facts of the registered bundle and `sessions` open sessions, dealt round-robin
+    /// to `authorities`.
+    ///
+    /// # Errors
+    /// The core's refusal, which would mean the workload itself is wrong.
+    pub fn setup_facts(sessions: usize, authorities: &[AuthorityId]) -> Result<Vec<Fact>, CommandError> {
+        let mut state = State::new();
+        let mut facts = Vec::with_capacity(sessions + 1);
+        let mut push = |state: &mut State, cmd: Command| -> Result<(), CommandError> {
+            let f = state.check(&cmd, 1)?;
+            state.apply(facts.len() as u64 + 1, &f);
+            facts.push(f);
+            Ok(())
+        };
+        push(&mut state, Command::RegisterBundle(ComposedBundle::new(bundle())))?;
+        for i in 0..sessions {
+            let authority = authorities[i % authorities.len()];
+            push(&mut state, Command::OpenSession { session: session(i), authority, bundle: None })?;
+        }
+        Ok(facts)
+    }
+}
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

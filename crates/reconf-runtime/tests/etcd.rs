@@ -46,6 +46,18 @@ async fn replayed(journal: &EtcdJournal) -> State {
 /// What one racing caller saw acknowledged: (sequence, session, from, to).
 type Acks = Vec<(u64, SessionId, AuthorityId, AuthorityId)>;
 
+/// Every delegation in the journal, in the same shape as the acknowledgements.
+async fn journaled_delegations(journal: &EtcdJournal) -> Acks {
+    let records = journal.read(1, usize::MAX).await.unwrap();
+    records
+        .iter()
+        .filter_map(|r| match &r.fact.change {
+            Change::SessionDelegated(d) => Some((r.sequence, d.session, d.from, d.to)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// One caller: for a bounded number of steps, delegate a session from the holder this
 /// manager sees to another authority, or attach a live owner and hand it off with the
 /// delegation. Refusals are fine (another manager may have moved the session); every
@@ -140,14 +152,7 @@ async fn three_managers_race_over_64_sessions_and_agree_with_the_journal() {
     let elapsed = started.elapsed();
 
     let journal = EtcdJournal::connect(options(&etcd, "/race")).await.unwrap();
-    let records = journal.read(1, usize::MAX).await.unwrap();
-    let delegations: Vec<_> = records
-        .iter()
-        .filter_map(|r| match &r.fact.change {
-            Change::SessionDelegated(d) => Some((r.sequence, d.session, d.from, d.to)),
-            _ => None,
-        })
-        .collect();
+    let delegations = journaled_delegations(&journal).await;
     acks.sort_by_key(|a| a.0);
     assert_eq!(acks, delegations, "acknowledged delegations and journaled delegations differ");
     assert!(acks.len() > 50, "too few delegations landed to mean anything: {}", acks.len());
@@ -243,14 +248,7 @@ async fn managers_survive_the_etcd_leader_being_killed() {
         }
     }
     let journal = EtcdJournal::connect(opts()).await.unwrap();
-    let records = journal.read(1, usize::MAX).await.unwrap();
-    let delegations: Vec<_> = records
-        .iter()
-        .filter_map(|r| match &r.fact.change {
-            Change::SessionDelegated(d) => Some((r.sequence, d.session, d.from, d.to)),
-            _ => None,
-        })
-        .collect();
+    let delegations = journaled_delegations(&journal).await;
     acks.sort_by_key(|a| a.0);
     // Every acknowledgement is the journal's record at its sequence; the journal may hold
     // more only for commits answered "outcome unknown".
