@@ -24,6 +24,9 @@ pub(crate) async fn follow_head(
 ) {
     let mut pause = Duration::from_millis(50);
     loop {
+        // A compacted watch is counted before the head is re-read, so anyone who learns the
+        // new head from that read also sees the restart counted.
+        let mut counted = false;
         let mut watcher = client.watch_client();
         let options = WatchOptions::new().with_start_revision(next_revision);
         match watcher.watch(key.clone(), Some(options)).await {
@@ -33,6 +36,8 @@ pub(crate) async fn follow_head(
                         pause = Duration::from_millis(50);
                         if response.compact_revision() > 0 || response.canceled() {
                             tracing::info!(name: "reconf.journal.watch_compacted", compact_revision = response.compact_revision());
+                            counters.watch_restarts.fetch_add(1, Ordering::Relaxed);
+                            counted = true;
                             next_revision = reread(&client, &key, &signal).await.unwrap_or(next_revision);
                             break;
                         }
@@ -54,7 +59,9 @@ pub(crate) async fn follow_head(
             },
             Err(e) => tracing::debug!(name: "reconf.journal.watch_failed", error = %e),
         }
-        counters.watch_restarts.fetch_add(1, Ordering::Relaxed);
+        if !counted {
+            counters.watch_restarts.fetch_add(1, Ordering::Relaxed);
+        }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(1));
     }
