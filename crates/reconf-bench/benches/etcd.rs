@@ -17,24 +17,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use reconf_bench::workload::{self, bundle, session};
+use reconf_bench::workload::{self, Callers};
 use reconf_runtime::crates::store_etcd::testing::EtcdCluster;
 use reconf_runtime::crates::store_etcd::{EtcdJournal, EtcdJournalOptions};
-use reconf_runtime::{
-    AuthorityId, DelegationRequest, ExpectedHead, Fact, JournalEffects, ManagerBuilder,
-    ReconfigurationManager,
-};
+use reconf_runtime::{ExpectedHead, Fact, JournalEffects, ManagerBuilder, ReconfigurationManager};
 use tokio::runtime::Runtime;
 
 const CALLERS: usize = 64;
 const SESSIONS: usize = 64 * 64;
 const AUTHORITIES: usize = 16;
-
-fn authority(i: usize) -> AuthorityId {
-    // Hashing a label per request would be the driver's cost, not the manager's.
-    static IDS: std::sync::OnceLock<Vec<AuthorityId>> = std::sync::OnceLock::new();
-    IDS.get_or_init(|| workload::authorities(AUTHORITIES))[i]
-}
 
 /// The facts of the bench's bundle and `n` open sessions, round-robin over authorities.
 fn setup_facts(n: usize) -> Vec<Fact> {
@@ -90,55 +81,6 @@ async fn raw_rate(etcd: &EtcdCluster, writers: usize, per_writer: u64) -> f64 {
         t.await.unwrap();
     }
     (writers as u64 * per_writer) as f64 / started.elapsed().as_secs_f64()
-}
-
-/// 64 callers spread over `managers`, each owning sessions `i ≡ caller (mod 64)`, each
-/// delegating its sessions round-robin for `per_caller` requests.
-struct Callers {
-    holders: Vec<Vec<usize>>,
-    cursor: Vec<usize>,
-}
-
-impl Callers {
-    fn new() -> Self {
-        let holders =
-            (0..CALLERS).map(|c| (c..SESSIONS).step_by(CALLERS).map(|i| i % AUTHORITIES).collect()).collect();
-        Self { holders, cursor: vec![0; CALLERS] }
-    }
-
-    async fn round(&mut self, managers: &[ReconfigurationManager], per_caller: usize) -> Duration {
-        let started = Instant::now();
-        let mut tasks = Vec::with_capacity(CALLERS);
-        for c in 0..CALLERS {
-            let m = managers[c % managers.len()].clone();
-            let mut holders = std::mem::take(&mut self.holders[c]);
-            let mut cur = self.cursor[c];
-            tasks.push(tokio::spawn(async move {
-                for _ in 0..per_caller {
-                    let k = cur % holders.len();
-                    let i = c + k * CALLERS;
-                    let (from, to) = (holders[k], (holders[k] + 1) % AUTHORITIES);
-                    m.delegate_session(DelegationRequest::new(
-                        session(i),
-                        authority(from),
-                        authority(to),
-                        bundle(),
-                    ))
-                    .await
-                    .unwrap();
-                    holders[k] = to;
-                    cur += 1;
-                }
-                (holders, cur)
-            }));
-        }
-        for (c, t) in tasks.into_iter().enumerate() {
-            let (h, cur) = t.await.unwrap();
-            self.holders[c] = h;
-            self.cursor[c] = cur;
-        }
-        started.elapsed()
-    }
 }
 
 async fn open_managers(
@@ -220,19 +162,21 @@ fn main() {
         load(&j, &facts).await;
         open_managers(&etcd, "/bench1", 1, None).await
     });
-    let mut callers = Callers::new();
+    let mut callers = Callers::new(CALLERS, SESSIONS, workload::authorities(AUTHORITIES));
     {
         let mut g = criterion.benchmark_group("etcd_manager");
         let per_caller = 20;
         g.throughput(Throughput::Elements((CALLERS * per_caller) as u64));
         g.measurement_time(Duration::from_secs(10));
         g.bench_function("one_manager_64_callers", |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(callers.round(&one, per_caller))).sum())
+            b.iter_custom(|iters| {
+                (0..iters).map(|_| rt.block_on(callers.round(&one, per_caller)).unwrap()).sum()
+            })
         });
         g.finish();
     }
     let per_caller = 100;
-    let t = rt.block_on(callers.round(&one, per_caller));
+    let t = rt.block_on(callers.round(&one, per_caller)).unwrap();
     let one_rate = (CALLERS * per_caller) as f64 / t.as_secs_f64();
     let st = one[0].stats().actor;
     lines.push(format!(
@@ -247,8 +191,8 @@ fn main() {
         load(&j, &facts).await;
         open_managers(&etcd, "/bench3", 3, None).await
     });
-    let mut callers = Callers::new();
-    let t = rt.block_on(callers.round(&three, per_caller));
+    let mut callers = Callers::new(CALLERS, SESSIONS, workload::authorities(AUTHORITIES));
+    let t = rt.block_on(callers.round(&three, per_caller)).unwrap();
     let three_rate = (CALLERS * per_caller) as f64 / t.as_secs_f64();
     let (commits, conflicts): (u64, u64) =
         three.iter().map(|m| m.stats().actor).fold((0, 0), |(c, k), s| (c + s.commits, k + s.conflicts));

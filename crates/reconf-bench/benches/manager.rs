@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use reconf_bench::workload::{self, bundle, session};
+use reconf_bench::workload::{self, bundle, session, Callers};
 use reconf_runtime::crates::core::Command;
 use reconf_runtime::{
-    AuthorityId, Delegation, DelegationRequest, ExpectedHead, Fact, JournalEffects, ManagerBuilder,
-    MemoryJournal, ReconfigurationManager, State,
+    AuthorityId, Delegation, ExpectedHead, Fact, JournalEffects, ManagerBuilder, MemoryJournal,
+    ReconfigurationManager, State,
 };
 use tokio::runtime::Runtime;
 
@@ -41,56 +41,6 @@ fn setup_facts(n: usize) -> Vec<Fact> {
 async fn load(journal: &dyn JournalEffects, facts: &[Fact]) {
     for chunk in facts.chunks(20_000) {
         journal.commit(chunk.to_vec(), ExpectedHead::Any).await.unwrap();
-    }
-}
-
-/// Each caller owns sessions `i ≡ caller (mod CALLERS)` and walks them, delegating each to
-/// the next authority; it tracks its holders so no request is refused.
-struct Callers {
-    holders: Vec<Vec<usize>>,
-    cursor: Vec<usize>,
-}
-
-impl Callers {
-    fn new() -> Self {
-        let holders =
-            (0..CALLERS).map(|c| (c..SESSIONS).step_by(CALLERS).map(|i| i % AUTHORITIES).collect()).collect();
-        Self { holders, cursor: vec![0; CALLERS] }
-    }
-
-    async fn round(&mut self, m: &ReconfigurationManager, per_caller: usize) -> Duration {
-        let started = Instant::now();
-        let mut tasks = Vec::with_capacity(CALLERS);
-        for c in 0..CALLERS {
-            let m = m.clone();
-            let mut holders = std::mem::take(&mut self.holders[c]);
-            let mut cur = self.cursor[c];
-            tasks.push(tokio::spawn(async move {
-                for _ in 0..per_caller {
-                    let k = cur % holders.len();
-                    let i = c + k * CALLERS;
-                    let from = holders[k];
-                    let to = (from + 1) % AUTHORITIES;
-                    m.delegate_session(DelegationRequest::new(
-                        session(i),
-                        authority(from),
-                        authority(to),
-                        bundle(),
-                    ))
-                    .await
-                    .unwrap();
-                    holders[k] = to;
-                    cur += 1;
-                }
-                (holders, cur)
-            }));
-        }
-        for (c, t) in tasks.into_iter().enumerate() {
-            let (h, cur) = t.await.unwrap();
-            self.holders[c] = h;
-            self.cursor[c] = cur;
-        }
-        started.elapsed()
     }
 }
 
@@ -157,7 +107,7 @@ fn measure(
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                total += rt.block_on(callers.round(m, per_caller));
+                total += rt.block_on(callers.round(std::slice::from_ref(m), per_caller)).unwrap();
             }
             total
         })
@@ -202,13 +152,13 @@ fn main() {
         "index bytes (table capacities x entry sizes) before delegating: {:.1} per live session",
         m.stats().index_bytes as f64 / SESSIONS as f64
     ));
-    let mut callers = Callers::new();
+    let mut callers = Callers::new(CALLERS, SESSIONS, workload::authorities(AUTHORITIES));
     let per_caller = 4_000;
     if let Some(c) = criterion.as_mut() {
         measure(c, &rt, "memory_journal_64_callers", &m, &mut callers, per_caller);
     }
     let rss_after = rss_bytes();
-    let elapsed = rt.block_on(callers.round(&m, per_caller));
+    let elapsed = rt.block_on(callers.round(std::slice::from_ref(&m), per_caller)).unwrap();
     rows.push(Row {
         name: "manager, memory journal, 64 callers".into(),
         per_sec: (CALLERS * per_caller) as f64 / elapsed.as_secs_f64(),
@@ -340,9 +290,9 @@ fn rocks(
         facts.len(),
         replay.as_secs_f64()
     ));
-    let mut callers = Callers::new();
+    let mut callers = Callers::new(CALLERS, SESSIONS, workload::authorities(AUTHORITIES));
     measure(criterion, rt, "rocksdb_journal_64_callers", &m, &mut callers, per_caller);
-    let elapsed = rt.block_on(callers.round(&m, per_caller));
+    let elapsed = rt.block_on(callers.round(std::slice::from_ref(&m), per_caller)).unwrap();
     let rate = (CALLERS * per_caller) as f64 / elapsed.as_secs_f64();
     rows.push(Row { name: "manager, RocksDB journal, 64 callers".into(), per_sec: rate });
     notes.push(format!("manager on RocksDB / bare RocksJournal 64-writer commits: {:.2}x", rate / bare_rate));

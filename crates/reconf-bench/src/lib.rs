@@ -22,8 +22,13 @@ pub mod workload {
     //! The benches' workload: one bundle, sessions numbered from a fixed base, authorities
     //! named by label, and the facts that register the bundle and open the sessions.
 
+    use std::time::{Duration, Instant};
+
     use reconf_runtime::crates::core::{Command, State};
-    use reconf_runtime::{AuthorityId, BundleId, CommandError, ComposedBundle, Fact, SessionId};
+    use reconf_runtime::{
+        AuthorityId, BundleId, CommandError, ComposedBundle, DelegationRequest, Fact, ManagerError,
+        ReconfigurationManager, SessionId,
+    };
 
     /// `n` authorities, `authority-0` … (hashed once, so a request costs no hashing).
     pub fn authorities(n: usize) -> Vec<AuthorityId> {
@@ -60,6 +65,71 @@ pub mod workload {
             push(&mut state, Command::OpenSession { session: session(i), authority, bundle: None })?;
         }
         Ok(facts)
+    }
+
+    /// Concurrent closed-loop callers: caller `c` owns sessions `i ≡ c (mod callers)` and
+    /// walks them, delegating each to the next authority. It tracks its holders, so no
+    /// request is refused, and keeps its place between rounds.
+    #[derive(Debug)]
+    pub struct Callers {
+        authorities: Vec<AuthorityId>,
+        holders: Vec<Vec<usize>>,
+        cursor: Vec<usize>,
+    }
+
+    impl Callers {
+        /// `callers` callers over `sessions` sessions opened by [`setup_facts`] with
+        /// `authorities`.
+        pub fn new(callers: usize, sessions: usize, authorities: Vec<AuthorityId>) -> Self {
+            let n = authorities.len();
+            let holders =
+                (0..callers).map(|c| (c..sessions).step_by(callers).map(|i| i % n).collect()).collect();
+            Self { authorities, holders, cursor: vec![0; callers] }
+        }
+
+        /// One round: every caller sends `per_caller` delegations, to the managers in turn
+        /// (caller `c` uses `managers[c % managers.len()]`); returns the round's wall time.
+        ///
+        /// # Errors
+        /// The first refused delegation (the workload never sends an invalid one), or
+        /// [`ManagerError::Stopped`] when a caller task died.
+        pub async fn round(
+            &mut self,
+            managers: &[ReconfigurationManager],
+            per_caller: usize,
+        ) -> Result<Duration, ManagerError> {
+            let started = Instant::now();
+            let callers = self.holders.len();
+            let mut tasks = Vec::with_capacity(callers);
+            for c in 0..callers {
+                let m = managers[c % managers.len()].clone();
+                let authorities = self.authorities.clone();
+                let mut holders = std::mem::take(&mut self.holders[c]);
+                let mut cur = self.cursor[c];
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..per_caller {
+                        let k = cur % holders.len();
+                        let (from, to) = (holders[k], (holders[k] + 1) % authorities.len());
+                        let request = DelegationRequest::new(
+                            session(c + k * callers),
+                            authorities[from],
+                            authorities[to],
+                            bundle(),
+                        );
+                        m.delegate_session(request).await?;
+                        holders[k] = to;
+                        cur += 1;
+                    }
+                    Ok::<_, ManagerError>((holders, cur))
+                }));
+            }
+            for (c, t) in tasks.into_iter().enumerate() {
+                let (h, cur) = t.await.map_err(|_| ManagerError::Stopped)??;
+                self.holders[c] = h;
+                self.cursor[c] = cur;
+            }
+            Ok(started.elapsed())
+        }
     }
 }
 

@@ -46,6 +46,22 @@ async fn replayed(journal: &EtcdJournal) -> State {
 /// What one racing caller saw acknowledged: (sequence, session, from, to).
 type Acks = Vec<(u64, SessionId, AuthorityId, AuthorityId)>;
 
+/// Waits for every racing caller (each within 120 s) and merges what they saw.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<(Acks, HashMap<&'static str, u64>)>>,
+) -> (Acks, HashMap<&'static str, u64>) {
+    let mut acks = Vec::new();
+    let mut refused: HashMap<&'static str, u64> = HashMap::new();
+    for t in tasks {
+        let (a, r) = tokio::time::timeout(Duration::from_secs(120), t).await.expect("a caller hung").unwrap();
+        acks.extend(a);
+        for (k, v) in r {
+            *refused.entry(k).or_default() += v;
+        }
+    }
+    (acks, refused)
+}
+
 /// Every delegation in the journal, in the same shape as the acknowledgements.
 async fn journaled_delegations(journal: &EtcdJournal) -> Acks {
     let records = journal.read(1, usize::MAX).await.unwrap();
@@ -140,15 +156,7 @@ async fn three_managers_race_over_64_sessions_and_agree_with_the_journal() {
             tasks.push(tokio::spawn(race(m, i as u128 * 100 + c, 40)));
         }
     }
-    let mut acks = Vec::new();
-    let mut refused: HashMap<&'static str, u64> = HashMap::new();
-    for t in tasks {
-        let (a, r) = tokio::time::timeout(Duration::from_secs(120), t).await.expect("a caller hung").unwrap();
-        acks.extend(a);
-        for (k, v) in r {
-            *refused.entry(k).or_default() += v;
-        }
-    }
+    let (mut acks, refused) = gather(tasks).await;
     let elapsed = started.elapsed();
 
     let journal = EtcdJournal::connect(options(&etcd, "/race")).await.unwrap();
@@ -238,15 +246,7 @@ async fn managers_survive_the_etcd_leader_being_killed() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let leader = etcd.wait_for_leader().await;
     etcd.kill(leader);
-    let mut acks = Vec::new();
-    let mut refused: HashMap<&'static str, u64> = HashMap::new();
-    for t in tasks {
-        let (a, r) = tokio::time::timeout(Duration::from_secs(120), t).await.expect("a caller hung").unwrap();
-        acks.extend(a);
-        for (k, v) in r {
-            *refused.entry(k).or_default() += v;
-        }
-    }
+    let (mut acks, refused) = gather(tasks).await;
     let journal = EtcdJournal::connect(opts()).await.unwrap();
     let delegations = journaled_delegations(&journal).await;
     acks.sort_by_key(|a| a.0);
