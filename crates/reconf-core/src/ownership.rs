@@ -118,12 +118,23 @@ pub enum OwnershipError {
         session: SessionId,
     },
     /// The session already has a live owner.
-    #[error("session {session} already has live owner {owner}")]
+    #[error("session {session} already has live owner {owner}{}", on_node(node))]
     AlreadyLive {
         /// The session.
         session: SessionId,
         /// The owner.
         owner: OwnerLabel,
+        /// The node (manager) it runs on, when the registry is shared between nodes.
+        node: Option<OwnerLabel>,
+    },
+    /// The node this owner runs on lost its lease on the shared live-owner registry: it
+    /// may no longer act for the session (another node may already own it).
+    #[error("session {session}: node {node} lost its live-owner lease")]
+    LeaseLost {
+        /// The session.
+        session: SessionId,
+        /// The node whose lease is gone.
+        node: OwnerLabel,
     },
     /// A capability of an older (or never issued) generation.
     #[error("stale owner for session {session}: capability generation {presented}, current {current}")]
@@ -215,6 +226,10 @@ pub enum OwnershipError {
     },
 }
 
+fn on_node(node: &Option<OwnerLabel>) -> String {
+    node.as_ref().map(|n| format!(" on node {n}")).unwrap_or_default()
+}
+
 impl OwnershipError {
     /// A stable snake_case name of the error's kind (`"stale_owner"`, …), for metrics
     /// labels and logs.
@@ -222,6 +237,7 @@ impl OwnershipError {
         match self {
             OwnershipError::NotLive { .. } => "not_live",
             OwnershipError::AlreadyLive { .. } => "already_live",
+            OwnershipError::LeaseLost { .. } => "lease_lost",
             OwnershipError::StaleOwner { .. } => "stale_owner",
             OwnershipError::WrongSession { .. } => "wrong_session",
             OwnershipError::NotIssued { .. } => "not_issued",
@@ -245,7 +261,39 @@ pub struct LiveOwner {
     pub capability: OwnerCapability,
     /// The routing boundary traffic for it crosses.
     pub boundary: LinkBoundary,
+    /// The node (manager) it runs on, when live owners are shared between nodes; `None` in
+    /// a single-process setup.
+    #[serde(default)]
+    pub node: Option<OwnerLabel>,
     staged: Option<Staged>,
+}
+
+impl LiveOwner {
+    /// An owner with nothing staged, as a shared registry records it.
+    pub fn new(
+        owner: OwnerLabel,
+        capability: OwnerCapability,
+        boundary: LinkBoundary,
+        node: Option<OwnerLabel>,
+    ) -> Self {
+        Self { owner, capability, boundary, node, staged: None }
+    }
+
+    /// The owner a committed handoff would make current, if one is staged (on `node`).
+    pub fn successor(&self, node: Option<OwnerLabel>) -> Option<LiveOwner> {
+        self.staged
+            .as_ref()
+            .map(|s| LiveOwner::new(s.owner.clone(), s.capability.clone(), s.boundary.clone(), node))
+    }
+
+    /// Whether `other` is this owner as recorded: the same owner, capability, boundary and
+    /// node, whatever is staged.
+    pub fn same_record(&self, other: &LiveOwner) -> bool {
+        self.owner == other.owner
+            && self.capability == other.capability
+            && self.boundary == other.boundary
+            && self.node == other.node
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,7 +389,11 @@ impl LiveSessions {
         token: OwnerToken,
     ) -> Result<OwnerCapability, OwnershipError> {
         if let Some(cur) = self.owners.get(&session) {
-            return Err(OwnershipError::AlreadyLive { session, owner: cur.owner.clone() });
+            return Err(OwnershipError::AlreadyLive {
+                session,
+                owner: cur.owner.clone(),
+                node: cur.node.clone(),
+            });
         }
         let capability = OwnerCapability {
             session,
@@ -353,9 +405,33 @@ impl LiveSessions {
         for f in scope_fragments(&capability.scope) {
             self.fragments.insert((session, f), owner.clone());
         }
-        self.owners
-            .insert(session, LiveOwner { owner, capability: capability.clone(), boundary, staged: None });
+        self.owners.insert(session, LiveOwner::new(owner, capability.clone(), boundary, None));
         Ok(capability)
+    }
+
+    /// Records `owner` as the session's live owner, replacing whatever was there (and its
+    /// fragments): how a node mirrors a shared registry, where the registry's compare, not
+    /// this table, decided that the owner may be there.
+    pub fn insert(&mut self, session: SessionId, owner: LiveOwner) -> Option<LiveOwner> {
+        let gone = self.detach(&session);
+        for f in scope_fragments(&owner.capability.scope) {
+            self.fragments.insert((session, f), owner.owner.clone());
+        }
+        self.owners.insert(session, owner);
+        gone
+    }
+
+    /// Sets the node a session's live owner runs on (a handoff committed by another node
+    /// than the previous owner's).
+    pub fn set_node(&mut self, session: SessionId, node: Option<OwnerLabel>) {
+        if let Some(live) = self.owners.get_mut(&session) {
+            live.node = node;
+        }
+    }
+
+    /// Every live session with its owner, in session order.
+    pub fn iter(&self) -> impl Iterator<Item = (&SessionId, &LiveOwner)> {
+        self.owners.iter()
     }
 
     /// Removes a live owner (when its session closes).

@@ -16,6 +16,9 @@
 //!   reported failed" commits, and failed reads, deterministically for a seed).
 //! - [`CapabilityEffects`], fail-closed admission of named runtime surfaces, with
 //!   [`StaticCapabilities`] and the surface names in [`capability`].
+//! - [`OwnerRegistryEffects`]: the live-owner registry nodes share when they share a
+//!   journal: compare-and-set records bound to each node's lease, written atomically
+//!   with journal commits.
 //! - [`codec`]: the record frame and snapshot framing every durable backend shares.
 //! - [`Tail`] and [`HeadSignal`]: following a journal as it grows.
 //! - `testing` (feature `testing`): the conformance suite a journal backend runs with a
@@ -67,6 +70,7 @@ pub mod codec;
 pub mod faulty;
 pub mod journal;
 pub mod memory;
+pub mod owners;
 pub mod tail;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -80,5 +84,9 @@ pub use journal::{
     StoredSnapshot,
 };
 pub use memory::MemoryJournal;
+pub use owners::{
+    OwnerEntry, OwnerEvent, OwnerExpect, OwnerRegistryEffects, OwnerTxn, OwnerTxnDone, OwnerTxnError,
+    OwnerWrite,
+};
 pub use tail::{HeadSignal, Tail};
 pub use time::{PhysicalTime, PhysicalTimeEffects, SimulatedClock, SystemClock, TimeError};

@@ -18,13 +18,14 @@ use reconf_core::{
     LiveSessions, Overlay, OwnerLabel, OwnerToken, SessionId, State,
 };
 use reconf_effects::time::{PhysicalTimeEffects, TimeError};
-use reconf_effects::{JournalEffects, JournalError};
+use reconf_effects::{JournalEffects, JournalError, OwnerEvent, OwnerExpect, OwnerTxn, OwnerWrite};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::commit::{self, Failure};
 use crate::error::ManagerError;
 use crate::events;
 use crate::mailbox::{answer, Command, Message, Responder};
+use crate::owners::{self, OwnerLoss, Registry};
 use crate::replay::replay;
 use crate::request::{DelegationOutcome, DelegationWitness, HandoffOutcome, OwnedSession};
 use crate::shared::{read, write, Shared};
@@ -45,6 +46,9 @@ const PROMPT_CONFLICT_RETRIES: usize = 3;
 const MAX_CONFLICT_PAUSE_MS: u64 = 20;
 /// How long to wait before following the journal again after a failed read.
 const FOLLOW_RETRY_MS: u64 = 100;
+/// Most live-owner writes one commit carries: etcd allows 128 operations per transaction
+/// and the commit itself takes two. A batch with more is committed in several, in order.
+const MAX_OWNER_WRITES: usize = 100;
 
 /// A command after the check: its request, its responder, and what the check decided — the
 /// typed result the caller gets once the fact is durable, or the refusal. Going back to a
@@ -100,6 +104,9 @@ struct CheckCx<'a, 's> {
     checker: Checker<'s>,
     live: &'a mut LiveSessions,
     now: Option<&'a Result<u64, TimeError>>,
+    /// On a shared registry, this node's name when its lease has lapsed: it may not hand
+    /// anything over until it holds a lease again.
+    lapsed: Option<OwnerLabel>,
 }
 
 impl CheckCx<'_, '_> {
@@ -152,6 +159,13 @@ impl Command {
                 Checked::Delegate { request, respond, fact }
             }
             Command::Handoff { request, handle, to_owner, respond } => {
+                if let Some(node) = cx.lapsed.clone() {
+                    let fact = Err(ManagerError::Ownership(reconf_core::OwnershipError::LeaseLost {
+                        session: request.session,
+                        node,
+                    }));
+                    return Checked::Handoff { request, handle, to_owner, respond, fact };
+                }
                 let fact = cx.now().and_then(|now| {
                     cx.checker
                         .check_handoff(
@@ -185,6 +199,37 @@ impl Checked {
             Checked::Delegate { fact, .. } | Checked::Handoff { fact, .. } => {
                 fact.as_ref().ok().map(|d| Fact::new(reconf_core::Change::SessionDelegated(d.clone())))
             }
+        }
+    }
+
+    /// The live-owner write this command's fact needs on a shared registry: a handoff puts
+    /// its new owner (comparing the current record), a close or delegation removes the
+    /// session's record if there is one (a close by the owner comparing it).
+    fn owner_write(&self, live: &LiveSessions, registry: &Registry) -> Option<OwnerWrite> {
+        let mirror = registry.mirror();
+        match self {
+            Checked::Handoff { request, fact: Ok(_), .. } => {
+                let session = request.session;
+                let current = live.owner(&session)?;
+                let next = current.successor(Some(registry.node.clone()))?;
+                let expect = match mirror.value(&session) {
+                    Some(v) => v.clone(),
+                    None => owners::encode(current, current.node.as_ref().unwrap_or(&registry.node)),
+                };
+                Some(OwnerWrite::Put {
+                    session,
+                    expect: OwnerExpect::Is(expect),
+                    value: owners::encode(&next, &registry.node),
+                })
+            }
+            Checked::Delegate { request, fact: Ok(_), .. } => {
+                owners::removal(&mirror, request.session, false)
+            }
+            Checked::Close { session, fact: Ok(_), .. } => owners::removal(&mirror, *session, false),
+            Checked::CloseOwned { handle, fact: Ok(_), .. } => {
+                owners::removal(&mirror, handle.session(), true)
+            }
+            _ => None,
         }
     }
 
@@ -347,6 +392,13 @@ fn refuse<T>(respond: Responder<T>, error: Result<ManagerError, ManagerError>) -
 fn abort_stage(live: &mut LiveSessions, session: SessionId) {
     match live.abort(session) {
         Ok(()) => tracing::info!(name: events::HANDOFF_ROLLED_BACK, session = %session),
+        // On a shared registry the owner may be gone already (another node took it, the
+        // lease lapsed): there is nothing left to roll back.
+        Err(
+            reconf_core::OwnershipError::NotLive { .. } | reconf_core::OwnershipError::NothingStaged { .. },
+        ) => {
+            tracing::info!(name: events::HANDOFF_ROLLED_BACK, session = %session, "the owner was already gone")
+        }
         Err(e) => {
             tracing::error!(name: events::HANDOFF_ROLLED_BACK, session = %session, error = %e, "rollback failed")
         }
@@ -393,7 +445,7 @@ struct Batch {
 
 /// A commit being made durable; it hands its facts back with the outcome, so the batch's
 /// facts are copied once, for the journal.
-type CommitFuture = Pin<Box<dyn Future<Output = (Result<u64, Failure>, Vec<Fact>)> + Send>>;
+type CommitFuture = Pin<Box<dyn Future<Output = (Result<commit::Landed, Failure>, Vec<Fact>)> + Send>>;
 
 /// A batch whose commit is being made durable.
 struct InFlight {
@@ -402,6 +454,8 @@ struct InFlight {
     head: u64,
     /// Conflicts it has met so far.
     attempt: usize,
+    /// The live-owner writes it carries (shared registry only).
+    owners: Vec<OwnerWrite>,
     commit: CommitFuture,
 }
 
@@ -433,6 +487,18 @@ pub(crate) struct Actor {
     pub(crate) snapshot_interval: Option<u64>,
     pub(crate) last_snapshot: u64,
     pub(crate) snapshot_task: Option<tokio::task::JoinHandle<()>>,
+    /// The shared live-owner registry, when the journal is shared between nodes.
+    pub(crate) registry: Option<Arc<Registry>>,
+    /// Its changes, as they happen.
+    pub(crate) owner_events: Option<mpsc::UnboundedReceiver<OwnerEvent>>,
+}
+
+/// The next registry change, or never when there is no registry.
+async fn next_event(events: &mut Option<mpsc::UnboundedReceiver<OwnerEvent>>) -> Option<OwnerEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Actor {
@@ -445,6 +511,7 @@ impl Actor {
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
         let mut pipe = Pipe::default();
         loop {
+            self.drain_owner_events();
             let batch = match pipe.in_flight.as_mut() {
                 // A commit just landed and a batch waits behind it. The callers it answered
                 // are runnable but have not sent yet: one yield lets them, so their next
@@ -470,6 +537,14 @@ impl Actor {
                     let first = tokio::select! {
                         biased;
                         first = rx.recv() => first,
+                        event = next_event(&mut self.owner_events) => {
+                            match event {
+                                Some(event) => self.on_owner_event(event),
+                                // The registry stopped: nothing more will come.
+                                None => self.owner_events = None,
+                            }
+                            continue;
+                        }
                         moved = self.journal.wait_for_head(applied) => {
                             self.follow(moved).await;
                             continue;
@@ -537,6 +612,22 @@ impl Actor {
                 Message::Command(c) => commands.push(c),
                 // Against the applied state: a change still in flight linearizes after it
                 // (a delegation that lands detaches the owner, as it would have anyway).
+                Message::Attach { session, owner, boundary, respond } if self.registry.is_some() => {
+                    // The registry's write compares the applied head, so what is accepted
+                    // before it lands first.
+                    self.check_into(pipe, std::mem::take(&mut commands)).await;
+                    self.flush(pipe).await;
+                    let result = self.attach_shared(session, owner, boundary).await;
+                    self.count(false, false, result.as_ref().map(|_| ()));
+                    answer(respond, result);
+                }
+                Message::Detach { handle, respond } if self.registry.is_some() => {
+                    self.check_into(pipe, std::mem::take(&mut commands)).await;
+                    self.flush(pipe).await;
+                    let result = self.detach_shared(&handle).await;
+                    self.count(false, false, result.as_ref().map(|_| ()));
+                    answer(respond, result);
+                }
                 Message::Attach { session, owner, boundary, respond } => {
                     let result = self.attach(session, owner, boundary);
                     self.count(false, false, result.as_ref().map(|_| ()));
@@ -598,7 +689,9 @@ impl Actor {
         state.prefetch_sessions(commands.iter().filter_map(Command::session));
         let mut live = write(&self.shared.live);
         let overlay = std::mem::take(&mut pipe.overlay);
-        let mut cx = CheckCx { checker: state.resume_checker(overlay), live: &mut live, now: now.as_ref() };
+        let lapsed = self.registry.as_ref().filter(|r| !r.effects.lease_valid()).map(|r| r.node.clone());
+        let mut cx =
+            CheckCx { checker: state.resume_checker(overlay), live: &mut live, now: now.as_ref(), lapsed };
         for command in commands {
             let checked = command.check(&mut cx);
             if let Some(fact) = checked.fact() {
@@ -622,12 +715,51 @@ impl Actor {
             return;
         }
         let journal = Arc::clone(&self.journal);
-        let Batch { checked, facts } = pending;
+        let Batch { mut checked, mut facts } = pending;
+        let Some(registry) = self.registry.clone() else {
+            let commit: CommitFuture = Box::pin(async move {
+                let landed = commit::commit(journal.as_ref(), head, &facts).await;
+                (landed, facts)
+            });
+            pipe.in_flight =
+                Some(InFlight { checked, head, attempt: pipe.attempt, owners: Vec::new(), commit });
+            return;
+        };
+        // The live-owner writes, and where the batch must be cut so one commit carries at
+        // most MAX_OWNER_WRITES of them (the rest waits, checked as it is, for the next).
+        let mut writes = Vec::new();
+        let (mut cut, mut facts_before) = (checked.len(), 0);
+        {
+            let live = read(&self.shared.live);
+            for (i, c) in checked.iter().enumerate() {
+                if let Some(w) = c.owner_write(&live, &registry) {
+                    if writes.len() == MAX_OWNER_WRITES {
+                        cut = i;
+                        break;
+                    }
+                    writes.push(w);
+                }
+                facts_before += usize::from(c.fact().is_some());
+            }
+        }
+        if cut < checked.len() {
+            let rest = checked.split_off(cut);
+            let rest_facts = facts.split_off(facts_before);
+            pipe.pending = Batch { checked: rest, facts: rest_facts };
+        }
+        if facts.is_empty() {
+            // Everything that writes was cut off behind a first part that writes nothing.
+            self.settle(checked, head + 1);
+            return;
+        }
+        let owners = writes.clone();
         let commit: CommitFuture = Box::pin(async move {
-            let landed = commit::commit(journal.as_ref(), head, &facts).await;
+            let landed =
+                commit::commit_shared(registry.effects.as_ref(), journal.as_ref(), head, &facts, writes)
+                    .await;
             (landed, facts)
         });
-        pipe.in_flight = Some(InFlight { checked, head, attempt: pipe.attempt, commit });
+        pipe.in_flight = Some(InFlight { checked, head, attempt: pipe.attempt, owners, commit });
     }
 
     /// Waits for the commit in flight and everything pending to land.
@@ -645,16 +777,40 @@ impl Actor {
     /// The commit in flight finished: apply and answer its batch, or refuse or re-check
     /// it. The pending batch's commit is started by the caller: the loop first lets the
     /// callers just answered send again, so their commands join it.
-    async fn land(&mut self, pipe: &mut Pipe, landed: Result<u64, Failure>, facts: Vec<Fact>) {
+    async fn land(&mut self, pipe: &mut Pipe, landed: Result<commit::Landed, Failure>, facts: Vec<Fact>) {
         let Some(flight) = pipe.in_flight.take() else { return };
-        let InFlight { checked, head, attempt, .. } = flight;
+        let InFlight { checked, head, attempt, owners, .. } = flight;
         pipe.attempt = 0;
+        let landed = match landed {
+            Err(Failure::Fenced(found)) => {
+                // A record was not what this node thought: take what was found, and check
+                // the batch again against it, as after a head conflict.
+                Shared::bump(&self.shared.fenced, 1);
+                self.apply_found(found);
+                Err(Failure::Conflict { actual: None })
+            }
+            other => other,
+        };
         match landed {
-            Ok(first) => {
+            Ok(commit::Landed { first, revision }) => {
                 Shared::bump(&self.shared.commits, 1);
                 Shared::bump(&self.shared.facts, facts.len() as u64);
                 read(&self.shared.state).prefetch_facts(&facts);
                 self.settle(checked, first);
+                if let Some(registry) = &self.registry {
+                    registry.mirror().landed(&owners, revision);
+                    let mut live = write(&self.shared.live);
+                    for w in &owners {
+                        if let OwnerWrite::Put { session, .. } = w {
+                            live.set_node(*session, Some(registry.node.clone()));
+                        }
+                    }
+                    drop(live);
+                    if !registry.effects.lease_valid() {
+                        // The lease lapsed while this commit was landing.
+                        self.drop_own_owners(OwnerLoss::LeaseLost);
+                    }
+                }
                 self.maybe_snapshot().await;
             }
             Err(Failure::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
@@ -687,12 +843,7 @@ impl Actor {
                 pipe.attempt = attempt + 1;
             }
             Err(failure) => {
-                let failure = match failure {
-                    Failure::Failed(e) => e,
-                    Failure::Conflict { actual } => {
-                        JournalError::Conflict { expected: reconf_effects::ExpectedHead::after(head), actual }
-                    }
-                };
+                let failure = failure.into_error(head);
                 // The pending batch was checked against this batch's effects.
                 let commands = self.uncheck(pipe, Vec::new());
                 // Follow the journal before answering: whatever it holds (another writer's
@@ -817,16 +968,338 @@ impl Actor {
     /// or a write that landed), detaching the live owners of sessions that changed.
     pub(crate) async fn catch_up(&self) -> Result<u64, ManagerError> {
         let from = read(&self.shared.state).head() + 1;
-        replay(self.journal.as_ref(), from, |first, facts| {
+        let mut detached = Vec::new();
+        let me = self.registry.as_ref().map(|r| &r.node);
+        let applied = replay(self.journal.as_ref(), from, |first, facts| {
             let mut state = write(&self.shared.state);
             let mut live = write(&self.shared.live);
             for session in facts.iter().filter_map(Fact::session) {
-                detach_if_live(&mut live, session);
+                // On a shared registry the registry says who is live: another node's owner
+                // goes when its record does (the writer of the fact removed or replaced it
+                // in the same transaction, or its own node cleans it up); only this node's
+                // own owners are dropped here.
+                if me.is_some() && live.owner(&session).is_none_or(|o| o.node.as_ref() != me) {
+                    continue;
+                }
+                if let Some(gone) = live.detach(&session) {
+                    tracing::info!(name: events::OWNER_DETACHED, session = %session, owner = %gone.owner);
+                    detached.push((session, gone));
+                }
             }
             state.apply_batch(first, &facts);
             Ok(())
         })
-        .await
+        .await;
+        if let Some(registry) = &self.registry {
+            self.cleanup(registry, detached);
+        }
+        applied
+    }
+
+    /// This node's owners that another node's facts detached (it moved or closed their
+    /// sessions): reported lost, and their records removed if the other node did not (it
+    /// may not have known of them yet). The removal is fenced, so it removes only the
+    /// record this node wrote, never one that replaced it; the registry's events bring
+    /// whatever replaced it.
+    fn cleanup(&self, registry: &Arc<Registry>, detached: Vec<(SessionId, reconf_core::LiveOwner)>) {
+        let mut removals = Vec::new();
+        {
+            let mut mirror = registry.mirror();
+            for (session, gone) in detached {
+                let value = mirror.value(&session).cloned();
+                mirror.remove(&session, None);
+                Shared::bump(&self.shared.owners_lost, 1);
+                self.shared.notices.send(session, &gone, OwnerLoss::Removed);
+                if let Some(value) = value {
+                    removals.push(OwnerWrite::Delete { session, expect: OwnerExpect::Is(value) });
+                }
+            }
+        }
+        if removals.is_empty() {
+            return;
+        }
+        let effects = Arc::clone(&registry.effects);
+        tokio::spawn(async move {
+            for removal in removals {
+                let session = removal.session();
+                let txn = OwnerTxn { head: None, facts: Vec::new(), owners: vec![removal] };
+                if let Err(e) = effects.write(txn).await {
+                    tracing::debug!(name: events::OWNER_DETACHED, session = %session, error = %e, "record already gone or changed");
+                }
+            }
+        });
+    }
+
+    /// Applies every registry change that has arrived, without waiting.
+    fn drain_owner_events(&mut self) {
+        let mut pending = Vec::new();
+        if let Some(rx) = self.owner_events.as_mut() {
+            while let Ok(event) = rx.try_recv() {
+                pending.push(event);
+            }
+        }
+        for event in pending {
+            self.on_owner_event(event);
+        }
+    }
+
+    /// Mirrors one registry change into the live table, reporting this node's owners that
+    /// it removes.
+    fn on_owner_event(&self, event: OwnerEvent) {
+        let Some(registry) = &self.registry else { return };
+        let lost = {
+            let mut live = write(&self.shared.live);
+            let mut mirror = registry.mirror();
+            match event {
+                OwnerEvent::Put(entry) => owners::apply_entry(&mut live, &mut mirror, &entry, &registry.node)
+                    .map(|l| vec![(entry.session, l)]),
+                OwnerEvent::Deleted { session, revision } => {
+                    owners::apply_removal(&mut live, &mut mirror, session, Some(revision), &registry.node)
+                        .map(|l| vec![(session, l)])
+                }
+                OwnerEvent::Reset { entries, revision } => {
+                    let mut lost = Vec::new();
+                    let listed: std::collections::HashSet<SessionId> =
+                        entries.iter().map(|e| e.session).collect();
+                    let stale: Vec<SessionId> =
+                        live.iter().map(|(s, _)| *s).filter(|s| !listed.contains(s)).collect();
+                    for session in stale {
+                        if let Some(l) = owners::apply_removal(
+                            &mut live,
+                            &mut mirror,
+                            session,
+                            Some(revision),
+                            &registry.node,
+                        ) {
+                            lost.push((session, l));
+                        }
+                    }
+                    for entry in &entries {
+                        if let Some(l) = owners::apply_entry(&mut live, &mut mirror, entry, &registry.node) {
+                            lost.push((entry.session, l));
+                        }
+                    }
+                    Some(lost)
+                }
+                OwnerEvent::LeaseLost { reason } => {
+                    Shared::bump(&self.shared.leases_lost, 1);
+                    tracing::warn!(name: events::OWNER_LEASE_LOST, node = %registry.node, reason = %reason);
+                    None
+                }
+                OwnerEvent::LeaseGranted => {
+                    tracing::info!(name: events::OWNER_LEASE_LOST, node = %registry.node, "a new live-owner lease is held");
+                    None
+                }
+            }
+        };
+        for (session, (gone, reason)) in lost.unwrap_or_default() {
+            Shared::bump(&self.shared.owners_lost, 1);
+            self.shared.notices.send(session, &gone, reason);
+        }
+        if !registry.effects.lease_valid() {
+            self.drop_own_owners(OwnerLoss::LeaseLost);
+        }
+    }
+
+    /// Drops every owner of this node from the live table (its lease lapsed), except one
+    /// whose handoff is landing (the landing decides it, then drops it if the lease is still
+    /// gone).
+    fn drop_own_owners(&self, reason: OwnerLoss) {
+        let Some(registry) = &self.registry else { return };
+        let mut gone = Vec::new();
+        {
+            let mut live = write(&self.shared.live);
+            let mut mirror = registry.mirror();
+            let own: Vec<SessionId> = live
+                .iter()
+                .filter(|(s, o)| o.node.as_ref() == Some(&registry.node) && live.staged_owner(s).is_none())
+                .map(|(s, _)| *s)
+                .collect();
+            for session in own {
+                mirror.remove(&session, None);
+                if let Some(owner) = live.detach(&session) {
+                    gone.push((session, owner));
+                }
+            }
+        }
+        for (session, owner) in gone {
+            Shared::bump(&self.shared.owners_lost, 1);
+            self.shared.notices.send(session, &owner, reason.clone());
+        }
+    }
+
+    /// The records a fenced write found, which are the registry as it is: applied whatever
+    /// this node believed.
+    fn apply_found(&self, found: Vec<(SessionId, Option<reconf_effects::OwnerEntry>)>) {
+        let Some(registry) = &self.registry else { return };
+        let mut lost = Vec::new();
+        {
+            let mut live = write(&self.shared.live);
+            let mut mirror = registry.mirror();
+            for (session, entry) in found {
+                let l = match entry {
+                    Some(entry) => owners::apply_entry(&mut live, &mut mirror, &entry, &registry.node),
+                    None => owners::apply_removal(&mut live, &mut mirror, session, None, &registry.node),
+                };
+                if let Some(l) = l {
+                    lost.push((session, l));
+                }
+            }
+        }
+        for (session, (gone, reason)) in lost {
+            Shared::bump(&self.shared.owners_lost, 1);
+            self.shared.notices.send(session, &gone, reason);
+        }
+    }
+
+    /// Attaches a live owner on a shared registry: one write that puts the record only if
+    /// the session has none and the journal is still at the head this node checked the
+    /// session against. Another node's owner is `AlreadyLive` naming its node; a moved head
+    /// is caught up and checked again.
+    async fn attach_shared(
+        &self,
+        session: SessionId,
+        owner: OwnerLabel,
+        boundary: LinkBoundary,
+    ) -> Result<OwnedSession, ManagerError> {
+        let Some(registry) = &self.registry else { return self.attach(session, owner, boundary) };
+        let mut attempt = 0;
+        loop {
+            let (generation, head) = {
+                let state = read(&self.shared.state);
+                (state.check_attach(&session, &boundary)?, state.head())
+            };
+            if let Some(current) = read(&self.shared.live).owner(&session) {
+                return Err(ManagerError::Ownership(reconf_core::OwnershipError::AlreadyLive {
+                    session,
+                    owner: current.owner.clone(),
+                    node: current.node.clone(),
+                }));
+            }
+            if !registry.effects.lease_valid() {
+                return Err(ManagerError::Ownership(reconf_core::OwnershipError::LeaseLost {
+                    session,
+                    node: registry.node.clone(),
+                }));
+            }
+            let capability = reconf_core::OwnerCapability {
+                session,
+                generation,
+                scope: boundary.scope.clone(),
+                bundle: boundary.bundle.clone(),
+                token: fresh_token(),
+            };
+            let record = reconf_core::LiveOwner::new(
+                owner.clone(),
+                capability.clone(),
+                boundary.clone(),
+                Some(registry.node.clone()),
+            );
+            let value = owners::encode(&record, &registry.node);
+            let put = OwnerWrite::Put { session, expect: OwnerExpect::Absent, value: value.clone() };
+            let txn = OwnerTxn {
+                head: Some(reconf_effects::ExpectedHead::after(head)),
+                facts: Vec::new(),
+                owners: vec![put],
+            };
+            match registry.effects.write(txn).await {
+                Ok(done) => {
+                    registry.mirror().set(session, value, done.revision);
+                    write(&self.shared.live).insert(session, record);
+                    return Ok(OwnedSession { owner, capability, boundary });
+                }
+                Err(reconf_effects::OwnerTxnError::Fenced { found }) => {
+                    Shared::bump(&self.shared.fenced, 1);
+                    self.apply_found(found);
+                    if let Some(current) = read(&self.shared.live).owner(&session) {
+                        return Err(ManagerError::Ownership(reconf_core::OwnershipError::AlreadyLive {
+                            session,
+                            owner: current.owner.clone(),
+                            node: current.node.clone(),
+                        }));
+                    }
+                }
+                Err(reconf_effects::OwnerTxnError::LeaseLost) => {
+                    return Err(ManagerError::Ownership(reconf_core::OwnershipError::LeaseLost {
+                        session,
+                        node: registry.node.clone(),
+                    }))
+                }
+                Err(reconf_effects::OwnerTxnError::Journal(JournalError::Conflict { .. })) => {
+                    Shared::bump(&self.shared.conflicts, 1);
+                    let n = self.catch_up().await?;
+                    Shared::bump(&self.shared.followed, n);
+                }
+                Err(reconf_effects::OwnerTxnError::Journal(e)) => {
+                    return Err(ManagerError::Persist { operation: "attach owner", source: e })
+                }
+                Err(e) => {
+                    return Err(ManagerError::Persist {
+                        operation: "attach owner",
+                        source: JournalError::Storage { reason: e.to_string() },
+                    })
+                }
+            }
+            attempt += 1;
+            if attempt >= MAX_CONFLICT_RETRIES {
+                return Err(ManagerError::Persist {
+                    operation: "attach owner",
+                    source: JournalError::Storage { reason: "the journal head kept moving".to_owned() },
+                });
+            }
+            if attempt >= PROMPT_CONFLICT_RETRIES {
+                let pause = rand::random::<u64>() % (MAX_CONFLICT_PAUSE_MS * 1000 + 1);
+                tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+            }
+        }
+    }
+
+    /// Detaches a live owner on a shared registry: a removal that compares the owner's
+    /// record, so an owner that was fenced off (its lease lapsed and another node took the
+    /// session) is refused, never removes its successor's record.
+    async fn detach_shared(&self, handle: &OwnedSession) -> Result<(), ManagerError> {
+        let Some(registry) = &self.registry else { return Err(ManagerError::Stopped) };
+        let session = handle.session();
+        for _ in 0..PROMPT_CONFLICT_RETRIES + 1 {
+            let value = {
+                let live = read(&self.shared.live);
+                let current = live.check_whole_session(&handle.capability)?;
+                match registry.mirror().value(&session) {
+                    Some(v) => v.clone(),
+                    None => owners::encode(current, current.node.as_ref().unwrap_or(&registry.node)),
+                }
+            };
+            let txn = OwnerTxn {
+                head: None,
+                facts: Vec::new(),
+                owners: vec![OwnerWrite::Delete { session, expect: OwnerExpect::Is(value) }],
+            };
+            match registry.effects.write(txn).await {
+                Ok(done) => {
+                    registry.mirror().remove(&session, Some(done.revision));
+                    if let Some(gone) = write(&self.shared.live).detach(&session) {
+                        tracing::info!(name: events::OWNER_DETACHED, session = %session, owner = %gone.owner);
+                    }
+                    return Ok(());
+                }
+                Err(reconf_effects::OwnerTxnError::Fenced { found }) => {
+                    Shared::bump(&self.shared.fenced, 1);
+                    self.apply_found(found);
+                }
+                Err(reconf_effects::OwnerTxnError::Journal(e)) => {
+                    return Err(ManagerError::Persist { operation: "detach owner", source: e })
+                }
+                Err(e) => {
+                    return Err(ManagerError::Persist {
+                        operation: "detach owner",
+                        source: JournalError::Storage { reason: e.to_string() },
+                    })
+                }
+            }
+        }
+        // The record found each time was not this handle's: say why, from what was found.
+        read(&self.shared.live).check_whole_session(&handle.capability)?;
+        Err(ManagerError::Ownership(reconf_core::OwnershipError::NotLive { session }))
     }
 
     /// Starts a snapshot when `every` records have passed since the last one. The actor

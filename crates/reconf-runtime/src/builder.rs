@@ -3,16 +3,18 @@
 use std::sync::Arc;
 
 use reconf_core::ComposedBundle;
+use reconf_core::OwnerLabel;
 use reconf_effects::capability::{CapabilityEffects, StaticCapabilities};
 use reconf_effects::memory::MemoryJournal;
 use reconf_effects::time::{PhysicalTimeEffects, SystemClock};
-use reconf_effects::JournalEffects;
+use reconf_effects::{JournalEffects, OwnerRegistryEffects};
 use tokio::sync::mpsc;
 
 use crate::actor::Actor;
 use crate::error::ManagerError;
 use crate::events;
 use crate::manager::ReconfigurationManager;
+use crate::owners::Registry;
 use crate::recovery::{recover, resolve_interrupted_upgrades};
 use crate::shared::Shared;
 
@@ -51,6 +53,7 @@ pub struct ManagerBuilder {
     mailbox_capacity: usize,
     snapshot_interval: Option<u64>,
     manifests: Option<Vec<ComposedBundle>>,
+    owner_registry: Option<Arc<dyn OwnerRegistryEffects>>,
     #[cfg(feature = "upgrade-executor")]
     upgrade_hook: Arc<dyn crate::hook::UpgradeStepHook>,
 }
@@ -83,6 +86,7 @@ impl ManagerBuilder {
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
             snapshot_interval: Some(DEFAULT_SNAPSHOT_INTERVAL),
             manifests: None,
+            owner_registry: None,
             #[cfg(feature = "upgrade-executor")]
             upgrade_hook: Arc::new(crate::hook::NoStepWork),
         }
@@ -105,6 +109,15 @@ impl ManagerBuilder {
         {
             self.etcd = None;
         }
+        self
+    }
+
+    /// Shares live owners with other nodes through `registry` (for a journal shared by a
+    /// backend of the embedder's own; the etcd journal brings its registry itself): attach,
+    /// handoff, detach and close become fenced writes of the registry, and this node's view
+    /// of other nodes' owners follows its events.
+    pub fn owner_registry(mut self, registry: Arc<dyn OwnerRegistryEffects>) -> Self {
+        self.owner_registry = Some(registry);
         self
     }
 
@@ -139,6 +152,12 @@ impl ManagerBuilder {
     /// connected when the manager opens. Every manager opened on the same endpoints and
     /// prefix shares the journal: each follows the others' commits, and a command is
     /// refused only when re-checking it against their changes refuses it.
+    ///
+    /// They share live owners too: each manager is a node (named by
+    /// [`EtcdJournalOptions::node`](reconf_store_etcd::EtcdJournalOptions::node)) holding an
+    /// etcd lease ([`lease_ttl`](reconf_store_etcd::EtcdJournalOptions::lease_ttl)), and
+    /// every live owner is a record bound to its node's lease, changed only by fenced
+    /// writes. See [`ReconfigurationManager`]'s "Live owners across nodes".
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), reconf_runtime::ManagerError> {
@@ -208,14 +227,23 @@ impl ManagerBuilder {
     /// Recovers the state from the journal, starts the actor and registers the manifest
     /// bundles that are not registered yet.
     pub async fn open(self) -> Result<ReconfigurationManager, ManagerError> {
+        #[allow(unused_mut)]
+        let mut registry = self.owner_registry;
         #[cfg(feature = "etcd")]
         let chosen = match (self.journal, self.etcd) {
             (None, Some(options)) => {
                 let target = format!("{} under {}", options.endpoints().join(","), options.key_prefix());
                 let journal = reconf_store_etcd::EtcdJournal::connect(options)
                     .await
+                    .map(Arc::new)
+                    .map_err(|source| ManagerError::ConnectJournal { target: target.clone(), source })?;
+                // A shared journal shares live owners too: one registry under the same
+                // prefix, bound to this node's lease.
+                let owners = reconf_store_etcd::EtcdOwners::start(Arc::clone(&journal))
+                    .await
                     .map_err(|source| ManagerError::ConnectJournal { target, source })?;
-                Some(Arc::new(journal) as Arc<dyn JournalEffects>)
+                registry = Some(Arc::new(owners) as Arc<dyn reconf_effects::OwnerRegistryEffects>);
+                Some(journal as Arc<dyn JournalEffects>)
             }
             (journal, _) => journal,
         };
@@ -233,6 +261,17 @@ impl ManagerBuilder {
         report.head = state.head();
         let last_snapshot = report.snapshot_sequence.unwrap_or(0);
         let shared = Arc::new(Shared { state: std::sync::RwLock::new(state), ..Shared::default() });
+        let (registry, owner_events) = match registry {
+            Some(effects) => {
+                let node = OwnerLabel::new(effects.node())
+                    .map_err(|e| ManagerError::Config(format!("the live-owner registry's node name: {e}")))?;
+                let events = effects.events();
+                let registry = Arc::new(Registry { effects, node, mirror: Default::default() });
+                load_owners(&registry, &shared).await?;
+                (Some(registry), events)
+            }
+            None => (None, None),
+        };
         let (tx, rx) = mpsc::channel(self.mailbox_capacity);
         let actor = Actor {
             shared: Arc::clone(&shared),
@@ -241,6 +280,8 @@ impl ManagerBuilder {
             snapshot_interval: self.snapshot_interval,
             last_snapshot,
             snapshot_task: None,
+            registry: registry.clone(),
+            owner_events,
         };
         tokio::spawn(actor.run(rx));
         let manifests = match self.manifests {
@@ -251,6 +292,7 @@ impl ManagerBuilder {
         let manager_for_reg = ReconfigurationManager {
             tx: tx.clone(),
             shared: Arc::clone(&shared),
+            registry: registry.clone(),
             capabilities: Arc::clone(&self.capabilities),
             recovery: Arc::default(),
             mailbox_capacity: self.mailbox_capacity,
@@ -278,6 +320,7 @@ impl ManagerBuilder {
         Ok(ReconfigurationManager {
             tx,
             shared,
+            registry,
             capabilities: self.capabilities,
             recovery: Arc::new(report),
             mailbox_capacity: self.mailbox_capacity,
@@ -285,4 +328,16 @@ impl ManagerBuilder {
             upgrade_hook: self.upgrade_hook,
         })
     }
+}
+
+/// Mirrors every record of the shared registry into the live table, before the actor starts
+/// (so this node sees other nodes' owners from the start).
+async fn load_owners(registry: &Registry, shared: &Shared) -> Result<(), ManagerError> {
+    let (entries, _) = registry.effects.list().await.map_err(ManagerError::Journal)?;
+    let mut live = crate::shared::write(&shared.live);
+    let mut mirror = registry.mirror();
+    for entry in entries {
+        crate::owners::apply_entry(&mut live, &mut mirror, &entry, &registry.node);
+    }
+    Ok(())
 }

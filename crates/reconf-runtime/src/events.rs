@@ -44,3 +44,10 @@ pub const HANDOFF_STAGED: &str = "reconf.handoff.staged";
 /// Records other writers of a shared journal committed were applied (or following the
 /// journal failed and will be retried).
 pub const JOURNAL_FOLLOWED: &str = "reconf.journal.followed";
+/// A live owner of this node is gone without this node asking (its lease lapsed, another
+/// node took the session, or the record was removed): the embedder must stop running it.
+pub const OWNER_LOST: &str = "reconf.owner.lost";
+/// This node's live-owner lease lapsed; every owner it ran is dropped.
+pub const OWNER_LEASE_LOST: &str = "reconf.owner.lease_lost";
+/// A live-owner record in the shared registry that this build cannot decode (ignored).
+pub const OWNER_RECORD_UNREADABLE: &str = "reconf.owner.record_unreadable";

@@ -50,7 +50,7 @@ impl Actor {
         let facts = [Fact::new(Change::Upgrade(fact))];
         let persist = |source| ManagerError::Persist { operation: "upgrade phase", source };
         match commit::commit(self.journal.as_ref(), head, &facts).await {
-            Ok(first) => {
+            Ok(commit::Landed { first, .. }) => {
                 Shared::bump(&self.shared.commits, 1);
                 Shared::bump(&self.shared.facts, 1);
                 write(&self.shared.state).apply_batch(first, &facts);
@@ -64,13 +64,7 @@ impl Actor {
                 if let Err(e) = self.catch_up().await {
                     tracing::error!(name: events::BATCH_FAILED, error = %e, "catch-up after a failed upgrade phase failed");
                 }
-                Err(persist(match failure {
-                    Failure::Failed(e) => e,
-                    Failure::Conflict { actual } => reconf_effects::JournalError::Conflict {
-                        expected: reconf_effects::ExpectedHead::after(head),
-                        actual,
-                    },
-                }))
+                Err(persist(failure.into_error(head)))
             }
         }
     }

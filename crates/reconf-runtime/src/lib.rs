@@ -83,6 +83,7 @@ mod mailbox;
 mod manager;
 mod manifests;
 pub mod metrics;
+mod owners;
 mod recovery;
 mod replay;
 mod request;
@@ -99,6 +100,7 @@ pub use executor::OnHistory;
 pub use hook::{NoStepWork, StepFailed, UpgradeStepHook};
 pub use manager::{ManagerStats, ReconfigurationManager};
 pub use manifests::linked_bundles;
+pub use owners::{OwnerLoss, OwnerNotice};
 pub use recovery::{audit_journal, JournalAudit, RecoveryReport};
 pub use request::{DelegationOutcome, DelegationRequest, DelegationWitness, HandoffOutcome, OwnedSession};
 pub use shared::ActorStats;
@@ -115,6 +117,7 @@ pub use reconf_effects::capability::{CapabilityEffects, CapabilityError, StaticC
 pub use reconf_effects::time::{PhysicalTime, PhysicalTimeEffects, SimulatedClock, SystemClock, TimeError};
 pub use reconf_effects::{
     Corruption, ExpectedHead, FaultyJournal, JournalEffects, JournalError, MemoryJournal,
+    OwnerRegistryEffects,
 };
 pub use reconf_manifests::RegistryError;
 #[cfg(feature = "rocksdb")]

@@ -50,6 +50,7 @@ use crate::telemetry::{self, Stopwatch};
 pub struct ReconfigurationManager {
     pub(crate) tx: mpsc::Sender<Message>,
     pub(crate) shared: Arc<Shared>,
+    pub(crate) registry: Option<Arc<crate::owners::Registry>>,
     pub(crate) capabilities: Arc<dyn CapabilityEffects>,
     pub(crate) recovery: Arc<RecoveryReport>,
     pub(crate) mailbox_capacity: usize,
@@ -226,23 +227,83 @@ impl ReconfigurationManager {
     }
 
     /// Ingress check: rejects a stale owner, a capability of another session, and a
-    /// boundary outside the capability's scope.
+    /// boundary outside the capability's scope. On a shared registry it also rejects an
+    /// owner of this node once this node's lease has lapsed ([`OwnershipError::LeaseLost`]),
+    /// from the instant the lease could expire, even before the registry says so.
     pub fn check_ingress(
         &self,
         capability: &OwnerCapability,
         boundary: &LinkBoundary,
     ) -> Result<(), OwnershipError> {
-        read(&self.shared.live).check_ingress(capability, boundary)
+        let live = read(&self.shared.live);
+        live.check_ingress(capability, boundary)?;
+        self.check_lease(&live, capability.session)
     }
 
-    /// Ingress check for one fragment of `session`.
+    /// Ingress check for one fragment of `session` (with the same lease rule as
+    /// [`check_ingress`](Self::check_ingress)).
     pub fn check_fragment(
         &self,
         session: SessionId,
         capability: &OwnerCapability,
         fragment: &str,
     ) -> Result<(), OwnershipError> {
-        read(&self.shared.live).check_fragment(session, capability, fragment)
+        let live = read(&self.shared.live);
+        live.check_fragment(session, capability, fragment)?;
+        self.check_lease(&live, session)
+    }
+
+    /// An owner of this node passes only while this node's lease is certainly held.
+    fn check_lease(
+        &self,
+        live: &reconf_core::LiveSessions,
+        session: SessionId,
+    ) -> Result<(), OwnershipError> {
+        let Some(registry) = &self.registry else { return Ok(()) };
+        let ours = live.owner(&session).is_some_and(|o| o.node.as_ref() == Some(&registry.node));
+        if ours && !registry.effects.lease_valid() {
+            return Err(OwnershipError::LeaseLost { session, node: registry.node.clone() });
+        }
+        Ok(())
+    }
+
+    /// The ingress check against the shared registry as it is now (a linearizable read of
+    /// the session's record), for the moments a local view that may trail by a watch round
+    /// trip is not enough. Without a shared registry it is [`check_ingress`](Self::check_ingress).
+    ///
+    /// # Errors
+    /// [`ManagerError::Ownership`] when the check refuses, [`ManagerError::Journal`] when
+    /// the registry cannot be read.
+    pub async fn check_ingress_linearizable(
+        &self,
+        capability: &OwnerCapability,
+        boundary: &LinkBoundary,
+    ) -> Result<(), ManagerError> {
+        let Some(registry) = &self.registry else {
+            return self.check_ingress(capability, boundary).map_err(ManagerError::Ownership);
+        };
+        let session = capability.session;
+        let entry = registry.effects.get(session).await.map_err(ManagerError::Journal)?;
+        let mut one = reconf_core::LiveSessions::default();
+        if let Some(owner) = entry.as_ref().and_then(|e| crate::owners::decode(&e.value)) {
+            one.insert(session, owner);
+        }
+        one.check_ingress(capability, boundary)?;
+        self.check_lease(&one, session)?;
+        Ok(())
+    }
+
+    /// This node's name in the shared live-owner registry, if there is one.
+    pub fn node(&self) -> Option<&OwnerLabel> {
+        self.registry.as_ref().map(|r| &r.node)
+    }
+
+    /// Notices of this node's live owners lost without this node asking: its lease lapsed,
+    /// another node took the session, or another node moved or closed it. The embedder
+    /// stops running each session it is told about. Only a shared registry sends any; a
+    /// receiver that falls more than 1024 notices behind is told how many it missed.
+    pub fn owner_notices(&self) -> tokio::sync::broadcast::Receiver<crate::owners::OwnerNotice> {
+        self.shared.notices.0.subscribe()
     }
 
     /// The live owner of a session.
@@ -307,6 +368,9 @@ impl ReconfigurationManager {
                 conflicts: Shared::load(&sh.conflicts),
                 snapshots: Shared::load(&sh.snapshots),
                 followed: Shared::load(&sh.followed),
+                leases_lost: Shared::load(&sh.leases_lost),
+                owners_lost: Shared::load(&sh.owners_lost),
+                fenced: Shared::load(&sh.fenced),
             },
             mailbox_capacity: self.mailbox_capacity,
             index_bytes,

@@ -7,7 +7,7 @@ use reconf_core::{BundleId, Change, CoherenceReport, Fact, State};
 use reconf_effects::JournalEffects;
 use serde::{Deserialize, Serialize};
 
-use crate::commit::{self, Failure};
+use crate::commit;
 use crate::error::{ManagerError, RecoveryError};
 use crate::events;
 use crate::replay::replay;
@@ -85,17 +85,14 @@ pub(crate) async fn resolve_interrupted_upgrades(
     for fact in state.upgrades().recovery_facts() {
         let name = upgrade_of(&fact);
         let facts = [Fact::new(Change::Upgrade(fact))];
-        let first =
-            commit::commit(journal, state.head(), &facts).await.map_err(|failure| ManagerError::Persist {
+        let head = state.head();
+        let first = commit::commit(journal, head, &facts)
+            .await
+            .map_err(|failure| ManagerError::Persist {
                 operation: "upgrade recovery",
-                source: match failure {
-                    Failure::Failed(e) => e,
-                    Failure::Conflict { actual } => reconf_effects::JournalError::Conflict {
-                        expected: reconf_effects::ExpectedHead::after(state.head()),
-                        actual,
-                    },
-                },
-            })?;
+                source: failure.into_error(head),
+            })?
+            .first;
         state.apply_batch(first, &facts);
         if let Some((bundle, upgrade)) = name {
             tracing::warn!(name: events::UPGRADE_ROLLED_BACK, bundle = %bundle, upgrade = %upgrade, recovered = true);

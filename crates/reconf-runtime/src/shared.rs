@@ -33,6 +33,10 @@ pub(crate) struct Shared {
     pub(crate) conflicts: AtomicU64,
     pub(crate) snapshots: AtomicU64,
     pub(crate) followed: AtomicU64,
+    pub(crate) leases_lost: AtomicU64,
+    pub(crate) owners_lost: AtomicU64,
+    pub(crate) fenced: AtomicU64,
+    pub(crate) notices: crate::owners::Notices,
 }
 
 impl Shared {
@@ -68,4 +72,15 @@ pub struct ActorStats {
     /// [`sync`]: crate::ReconfigurationManager::sync
     #[serde(default)]
     pub followed: u64,
+    /// Times this node's live-owner lease lapsed (shared registry only).
+    #[serde(default)]
+    pub leases_lost: u64,
+    /// This node's live owners lost without it asking: lease lapses, sessions taken or
+    /// removed by other nodes (each also sent as an [`OwnerNotice`](crate::OwnerNotice)).
+    #[serde(default)]
+    pub owners_lost: u64,
+    /// Writes refused because a live-owner record was not what this node expected (it was
+    /// fenced off); each was checked again against the record found.
+    #[serde(default)]
+    pub fenced: u64,
 }

@@ -147,8 +147,38 @@ fn gets(response: &TxnResponse) -> Vec<GetResponse> {
         .collect()
 }
 
+/// Extra compares and writes a commit makes in its transaction, and what to read when
+/// they fail (the live-owner registry's records).
+#[derive(Default)]
+pub(crate) struct Guard {
+    pub(crate) compares: Vec<Compare>,
+    pub(crate) ops: Vec<TxnOp>,
+    pub(crate) reads: Vec<TxnOp>,
+}
+
+/// Why a guarded commit did not land.
+pub(crate) enum Guarded {
+    Journal(JournalError),
+    /// The head was as expected but a guard's compare failed: the guard's reads, in order.
+    Guard(Vec<GetResponse>),
+    /// A write without facts lost its reply. When it compared the head, that head has been
+    /// fenced since, so the write cannot land any more; the caller reads what is there.
+    Lost(String),
+}
+
+impl From<JournalError> for Guarded {
+    fn from(e: JournalError) -> Self {
+        Guarded::Journal(e)
+    }
+}
+
+pub(crate) fn revision_of(r: &TxnResponse) -> i64 {
+    r.header().map_or(0, |h| h.revision())
+}
+
 enum Resolved {
-    Landed,
+    /// At the revision of the read that found it.
+    Landed(i64),
     NotLanded(Option<Head>),
     Unknown(String),
 }
@@ -484,18 +514,22 @@ impl EtcdJournal {
                 Ok(r) => {
                     let responses = gets(&r);
                     let head = responses.first().map(|g| decode_head_kv(g.kvs().first()));
-                    let ours = responses
-                        .get(1)
-                        .and_then(|g| g.kvs().first())
-                        .and_then(|kv| layout::decode_chunk(last, kv.value()).ok())
-                        .is_some_and(|chunk| chunk.commit == commit);
+                    // The chunk's own revision is the commit's: what a follower comparing
+                    // revisions needs.
+                    let ours = responses.get(1).and_then(|g| g.kvs().first()).and_then(|kv| {
+                        let chunk = layout::decode_chunk(last, kv.value()).ok()?;
+                        (chunk.commit == commit).then_some(kv.mod_revision())
+                    });
                     let head = match head {
                         Some(Ok(h)) => h,
                         Some(Err(e)) => return Resolved::Unknown(format!("the head is unreadable: {e}")),
                         None => return Resolved::Unknown("etcd answered without the head".to_owned()),
                     };
                     self.remember(head);
-                    return if ours { Resolved::Landed } else { Resolved::NotLanded(head) };
+                    return match ours {
+                        Some(revision) => Resolved::Landed(revision),
+                        None => Resolved::NotLanded(head),
+                    };
                 }
                 Err(e) => last_error = e,
             }
@@ -503,6 +537,229 @@ impl EtcdJournal {
             pause = (pause * 2).min(Duration::from_millis(500));
         }
         Resolved::Unknown(last_error)
+    }
+
+    /// Commits `batch` after `expected` with `guard`'s compares and writes in the same
+    /// transaction; returns the records written and the revision of the write.
+    pub(crate) async fn commit_guarded(
+        &self,
+        batch: &[Fact],
+        expected: ExpectedHead,
+        guard: &Guard,
+    ) -> Result<(Committed, i64), Guarded> {
+        if batch.is_empty() {
+            return Err(JournalError::EmptyBatch.into());
+        }
+        let payloads = batch.iter().map(codec::encode_fact).collect::<Result<Vec<_>, _>>()?;
+        let size: usize = payloads.iter().map(|p| p.len() + codec::RECORD_HEADER_LEN + 4).sum();
+        if size > self.options.max_commit_bytes {
+            return Err(Guarded::Journal(JournalError::Encode {
+                reason: format!(
+                    "a commit of {} facts is {size} bytes, over the etcd journal's limit of {} (a commit is never split)",
+                    payloads.len(),
+                    self.options.max_commit_bytes
+                ),
+            }));
+        }
+        let deadline = Instant::now() + self.options.resolve_timeout;
+        let mut base = self.base_for(expected).await?;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let base_sequence = sequence_of(&base);
+            if !expected.matches(visible(base_sequence)) {
+                bump(&self.counters.conflicts);
+                return Err(JournalError::Conflict { expected, actual: visible(base_sequence) }.into());
+            }
+            let commit: CommitId = rand::random();
+            let first = base_sequence + 1;
+            let chunk =
+                layout::encode_chunk(&commit, first, &base.map_or(GENESIS_HASH, |h| h.hash), &payloads)?;
+            let last = first + payloads.len() as u64 - 1;
+            let head = Head { sequence: last, hash: chunk.hash, commit };
+            let mut when = vec![unchanged(&self.keys, &base)];
+            when.extend(guard.compares.iter().cloned());
+            let mut then = vec![
+                TxnOp::put(self.keys.chunk(last), chunk.bytes, None),
+                TxnOp::put(self.keys.head(), head.encode(), None),
+            ];
+            then.extend(guard.ops.iter().cloned());
+            let mut otherwise = vec![TxnOp::get(self.keys.head(), None)];
+            otherwise.extend(guard.reads.iter().cloned());
+            let txn = Txn::new().when(when).and_then(then).or_else(otherwise);
+            let mut kv = self.client.kv_client();
+            let outcome = self.timed("commit", kv.txn(txn)).await;
+            let next_base = match outcome {
+                Ok(r) if r.succeeded() => {
+                    self.remember(Some(head));
+                    return Ok((Committed { first, last }, revision_of(&r)));
+                }
+                Ok(r) => {
+                    let mut responses = gets(&r);
+                    let now =
+                        responses.first().map(|g| decode_head_kv(g.kvs().first())).transpose()?.flatten();
+                    self.remember(now);
+                    if now == base && !guard.compares.is_empty() {
+                        // The head is as expected, so a guard's compare failed.
+                        responses.remove(0);
+                        return Err(Guarded::Guard(responses));
+                    }
+                    now
+                }
+                Err(reason) => match self.resolve(base, last, commit).await {
+                    Resolved::Landed(revision) => {
+                        bump(&self.counters.resolved_landed);
+                        tracing::info!(name: "reconf.journal.commit_resolved", first, last, landed = true, reason = %reason);
+                        return Ok((Committed { first, last }, revision));
+                    }
+                    Resolved::NotLanded(now) => {
+                        bump(&self.counters.resolved_not_landed);
+                        tracing::info!(name: "reconf.journal.commit_resolved", first, last, landed = false, reason = %reason);
+                        now
+                    }
+                    Resolved::Unknown(why) => {
+                        bump(&self.counters.unresolved);
+                        return Err(JournalError::Ambiguous {
+                            reason: format!("{reason}; its outcome could not be learnt: {why}"),
+                        }
+                        .into());
+                    }
+                },
+            };
+            // A head at the same sequence was only fenced: the expectation still holds.
+            if sequence_of(&next_base) != base_sequence && expected == ExpectedHead::Any {
+                bump(&self.counters.cas_retries);
+            }
+            if Instant::now() > deadline {
+                return Err(JournalError::Storage {
+                    reason: format!(
+                        "etcd commit: the head kept moving for {:?}",
+                        self.options.resolve_timeout
+                    ),
+                }
+                .into());
+            }
+            if expected == ExpectedHead::Any && sequence_of(&next_base) != base_sequence {
+                // Spread competing writers so the next attempt is not another collision.
+                let jitter = Duration::from_micros(rand::random::<u64>() % (pause.as_micros() as u64 + 1));
+                tokio::time::sleep(jitter).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            base = next_base;
+        }
+    }
+
+    /// One transaction of `guard`'s compares and writes alone, also comparing the head with
+    /// `expected` when it is given; returns the write's revision.
+    pub(crate) async fn guarded_write(
+        &self,
+        expected: Option<ExpectedHead>,
+        guard: &Guard,
+    ) -> Result<i64, Guarded> {
+        let base = match expected {
+            Some(expected) => {
+                let base = self.base_for(expected).await?;
+                if !expected.matches(visible(sequence_of(&base))) {
+                    bump(&self.counters.conflicts);
+                    return Err(
+                        JournalError::Conflict { expected, actual: visible(sequence_of(&base)) }.into()
+                    );
+                }
+                Some(base)
+            }
+            None => None,
+        };
+        let mut when = Vec::new();
+        let mut otherwise = Vec::new();
+        if let Some(base) = &base {
+            when.push(unchanged(&self.keys, base));
+            otherwise.push(TxnOp::get(self.keys.head(), None));
+        }
+        when.extend(guard.compares.iter().cloned());
+        otherwise.extend(guard.reads.iter().cloned());
+        let txn = Txn::new().when(when).and_then(guard.ops.clone()).or_else(otherwise);
+        let mut kv = self.client.kv_client();
+        match self.timed("owner write", kv.txn(txn)).await {
+            Ok(r) if r.succeeded() => Ok(revision_of(&r)),
+            Ok(r) => {
+                let mut responses = gets(&r);
+                let (Some(base), Some(expected)) = (base, expected) else {
+                    return Err(Guarded::Guard(responses));
+                };
+                let now = responses.first().map(|g| decode_head_kv(g.kvs().first())).transpose()?.flatten();
+                self.remember(now);
+                responses.remove(0);
+                if now == base {
+                    return Err(Guarded::Guard(responses));
+                }
+                // Only fenced (same sequence, fresh id): the expectation still holds and
+                // the caller may try again.
+                if expected.matches(visible(sequence_of(&now))) {
+                    return Err(Guarded::Lost("the head was fenced".to_owned()));
+                }
+                bump(&self.counters.conflicts);
+                Err(JournalError::Conflict { expected, actual: visible(sequence_of(&now)) }.into())
+            }
+            Err(reason) => {
+                if let Some(base) = base {
+                    self.fence(base).await?;
+                }
+                Err(Guarded::Lost(reason))
+            }
+        }
+    }
+
+    /// Replaces the head `base` with itself under a fresh commit id, if it is still the
+    /// head, so a transaction that compared `base` can no longer land.
+    async fn fence(&self, base: Option<Head>) -> Result<(), JournalError> {
+        let deadline = Instant::now() + self.options.resolve_timeout;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let fence = match base {
+                None => Head::fenced_empty(rand::random()),
+                Some(h) => Head { commit: rand::random(), ..h },
+            };
+            let txn = Txn::new()
+                .when([unchanged(&self.keys, &base)])
+                .and_then([TxnOp::put(self.keys.head(), fence.encode(), None)])
+                .or_else([TxnOp::get(self.keys.head(), None)]);
+            let mut kv = self.client.kv_client();
+            match self.timed("fence", kv.txn(txn)).await {
+                Ok(r) if r.succeeded() => {
+                    self.remember(Some(fence));
+                    return Ok(());
+                }
+                Ok(r) => {
+                    let now =
+                        gets(&r).first().map(|g| decode_head_kv(g.kvs().first())).transpose()?.flatten();
+                    self.remember(now);
+                    return Ok(());
+                }
+                Err(reason) if Instant::now() + pause >= deadline => {
+                    return Err(JournalError::Ambiguous { reason: format!("fencing a lost write: {reason}") })
+                }
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub(crate) async fn timed_get(
+        &self,
+        what: &str,
+        key: String,
+        options: Option<GetOptions>,
+    ) -> Result<GetResponse, JournalError> {
+        self.get(what, key, options).await
     }
 
     async fn put_all(&self, what: &str, puts: Vec<TxnOp>) -> Result<(), JournalError> {
@@ -593,93 +850,12 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
 #[async_trait]
 impl JournalEffects for EtcdJournal {
     async fn commit(&self, batch: Vec<Fact>, expected: ExpectedHead) -> Result<Committed, JournalError> {
-        if batch.is_empty() {
-            return Err(JournalError::EmptyBatch);
-        }
-        let payloads = batch.iter().map(codec::encode_fact).collect::<Result<Vec<_>, _>>()?;
-        let size: usize = payloads.iter().map(|p| p.len() + codec::RECORD_HEADER_LEN + 4).sum();
-        if size > self.options.max_commit_bytes {
-            return Err(JournalError::Encode {
-                reason: format!(
-                    "a commit of {} facts is {size} bytes, over the etcd journal's limit of {} (a commit is never split)",
-                    payloads.len(),
-                    self.options.max_commit_bytes
-                ),
-            });
-        }
-        let deadline = Instant::now() + self.options.resolve_timeout;
-        let mut base = self.base_for(expected).await?;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let base_sequence = sequence_of(&base);
-            if !expected.matches(visible(base_sequence)) {
-                bump(&self.counters.conflicts);
-                return Err(JournalError::Conflict { expected, actual: visible(base_sequence) });
-            }
-            let commit: CommitId = rand::random();
-            let first = base_sequence + 1;
-            let chunk =
-                layout::encode_chunk(&commit, first, &base.map_or(GENESIS_HASH, |h| h.hash), &payloads)?;
-            let last = first + payloads.len() as u64 - 1;
-            let head = Head { sequence: last, hash: chunk.hash, commit };
-            let txn = Txn::new()
-                .when([unchanged(&self.keys, &base)])
-                .and_then([
-                    TxnOp::put(self.keys.chunk(last), chunk.bytes, None),
-                    TxnOp::put(self.keys.head(), head.encode(), None),
-                ])
-                .or_else([TxnOp::get(self.keys.head(), None)]);
-            let mut kv = self.client.kv_client();
-            let outcome = self.timed("commit", kv.txn(txn)).await;
-            let next_base = match outcome {
-                Ok(r) if r.succeeded() => {
-                    self.remember(Some(head));
-                    return Ok(Committed { first, last });
-                }
-                Ok(r) => {
-                    let now =
-                        gets(&r).first().map(|g| decode_head_kv(g.kvs().first())).transpose()?.flatten();
-                    self.remember(now);
-                    now
-                }
-                Err(reason) => match self.resolve(base, last, commit).await {
-                    Resolved::Landed => {
-                        bump(&self.counters.resolved_landed);
-                        tracing::info!(name: "reconf.journal.commit_resolved", first, last, landed = true, reason = %reason);
-                        return Ok(Committed { first, last });
-                    }
-                    Resolved::NotLanded(now) => {
-                        bump(&self.counters.resolved_not_landed);
-                        tracing::info!(name: "reconf.journal.commit_resolved", first, last, landed = false, reason = %reason);
-                        now
-                    }
-                    Resolved::Unknown(why) => {
-                        bump(&self.counters.unresolved);
-                        return Err(JournalError::Ambiguous {
-                            reason: format!("{reason}; its outcome could not be learnt: {why}"),
-                        });
-                    }
-                },
-            };
-            // A head at the same sequence was only fenced: the expectation still holds.
-            if sequence_of(&next_base) != base_sequence && expected == ExpectedHead::Any {
-                bump(&self.counters.cas_retries);
-            }
-            if Instant::now() > deadline {
-                return Err(JournalError::Storage {
-                    reason: format!(
-                        "etcd commit: the head kept moving for {:?}",
-                        self.options.resolve_timeout
-                    ),
-                });
-            }
-            if expected == ExpectedHead::Any && sequence_of(&next_base) != base_sequence {
-                // Spread competing writers so the next attempt is not another collision.
-                let jitter = Duration::from_micros(rand::random::<u64>() % (pause.as_micros() as u64 + 1));
-                tokio::time::sleep(jitter).await;
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
-            base = next_base;
+        match self.commit_guarded(&batch, expected, &Guard::default()).await {
+            Ok((committed, _)) => Ok(committed),
+            Err(Guarded::Journal(e)) => Err(e),
+            // No guard compares were made, so none failed.
+            Err(Guarded::Guard(_)) => Err(storage("commit", "a compare the commit did not make failed")),
+            Err(Guarded::Lost(reason)) => Err(JournalError::Ambiguous { reason }),
         }
     }
 

@@ -8,6 +8,7 @@
 //! | `{prefix}/r/{last}` | one commit's records (a *chunk*, below), keyed by its last sequence |
 //! | `{prefix}/s/{sequence}` | a snapshot's manifest (below) |
 //! | `{prefix}/p/{sequence}/{write}/{part}` | the parts of a snapshot's bytes |
+//! | `{prefix}/o/{session}` | a live session's owner record (the runtime's encoding), bound to its node's lease |
 //!
 //! `{last}`, `{sequence}` and `{part}` are 16 lower-case hex digits, so key order is numeric
 //! order; `{write}` is the 32 hex digits of the snapshot write's id.
@@ -73,6 +74,19 @@ impl Keys {
 
     pub(crate) fn chunk(&self, last: Sequence) -> String {
         format!("{}/r/{last:016x}", self.prefix)
+    }
+
+    pub(crate) fn owners(&self) -> String {
+        format!("{}/o/", self.prefix)
+    }
+
+    pub(crate) fn owner(&self, session: &reconf_core::SessionId) -> String {
+        format!("{}/o/{session}", self.prefix)
+    }
+
+    /// The session a live-owner key names.
+    pub(crate) fn owner_session(&self, key: &[u8]) -> Option<reconf_core::SessionId> {
+        std::str::from_utf8(key).ok()?.strip_prefix(&self.owners())?.parse().ok()
     }
 
     pub(crate) fn manifests(&self) -> String {

@@ -33,6 +33,11 @@
 //!   the next revision after a disconnect and re-read after compaction, so a manager learns
 //!   of other managers' commits within a round trip.
 //!
+//! - **Live owners, fenced.** [`EtcdOwners`] keeps one record per live session under the
+//!   same prefix, bound to the node's lease and changed only by compare-and-set, in the
+//!   journal commit's own transaction when the change is also a fact (see
+//!   [`reconf_effects::OwnerRegistryEffects`]).
+//!
 //! ## Example
 //!
 //! ```no_run
@@ -51,6 +56,7 @@
 mod journal;
 pub mod layout;
 mod options;
+mod owners;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -58,3 +64,4 @@ mod watch;
 
 pub use journal::{EtcdJournal, EtcdJournalStats, VerifyReport};
 pub use options::EtcdJournalOptions;
+pub use owners::{EtcdOwners, EtcdOwnersStats};

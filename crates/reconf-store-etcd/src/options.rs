@@ -21,12 +21,15 @@ pub struct EtcdJournalOptions {
     pub(crate) resolve_timeout: Duration,
     pub(crate) max_commit_bytes: usize,
     pub(crate) snapshots_to_keep: usize,
+    pub(crate) node: String,
+    pub(crate) lease_ttl: Duration,
 }
 
 impl EtcdJournalOptions {
     /// Options for the cluster at `endpoints` (`http://host:port`), with the defaults:
     /// prefix `/reconf`, 5 s to connect, 5 s per request, 30 s to resolve an ambiguous
-    /// commit, commits of at most 1 MiB, two snapshots kept.
+    /// commit, commits of at most 1 MiB, two snapshots kept; a node name made of the process
+    /// id and a random suffix, and a 10 s live-owner lease.
     pub fn new<S: Into<String>>(endpoints: impl IntoIterator<Item = S>) -> Self {
         Self {
             endpoints: endpoints.into_iter().map(Into::into).collect(),
@@ -36,6 +39,8 @@ impl EtcdJournalOptions {
             resolve_timeout: Duration::from_secs(30),
             max_commit_bytes: 1 << 20,
             snapshots_to_keep: 2,
+            node: format!("node-{}-{:04x}", std::process::id(), rand::random::<u16>()),
+            lease_ttl: Duration::from_secs(10),
         }
     }
 
@@ -85,6 +90,26 @@ impl EtcdJournalOptions {
     /// How many snapshots to keep (at least 1).
     pub fn snapshots_to_keep(mut self, n: usize) -> Self {
         self.snapshots_to_keep = n.max(1);
+        self
+    }
+
+    /// The name of this node in the live-owner registry (what `AlreadyLive` errors on
+    /// other nodes name).
+    pub fn node(mut self, name: impl Into<String>) -> Self {
+        self.node = name.into();
+        self
+    }
+
+    /// The node's name.
+    pub fn node_name(&self) -> &str {
+        &self.node
+    }
+
+    /// The live-owner lease's time to live, in whole seconds (at least 1): how long after a
+    /// node stops renewing its live owners expire and their sessions become attachable
+    /// elsewhere.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = Duration::from_secs(ttl.as_secs().max(1));
         self
     }
 }

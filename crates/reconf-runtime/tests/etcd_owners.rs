@@ -1,0 +1,378 @@
+//! Live owners across nodes on one etcd: attaching races, a live handoff between nodes in
+//! one transaction, a node whose record was taken has every write refused, a node that
+//! stops renewing frees its sessions after the TTL, and an etcd leader change while leases
+//! are renewed and handoffs run loses nothing.
+#![cfg(feature = "etcd")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reconf_core::{Change, LinkBoundary};
+use reconf_effects::JournalEffects;
+use reconf_runtime::crates::store_etcd::testing::EtcdCluster;
+use reconf_runtime::crates::store_etcd::{EtcdJournal, EtcdJournalOptions};
+use reconf_runtime::*;
+
+fn a(n: u128) -> AuthorityId {
+    AuthorityId::from_label(&format!("authority-{n}"))
+}
+fn s(n: u128) -> SessionId {
+    SessionId::from_u128(0x0e00 + n)
+}
+fn x() -> BundleId {
+    BundleId::new("x").unwrap()
+}
+fn label(l: &str) -> OwnerLabel {
+    OwnerLabel::new(l).unwrap()
+}
+
+fn options(endpoints: Vec<String>, prefix: &str, node: &str, ttl_secs: u64) -> EtcdJournalOptions {
+    EtcdJournalOptions::new(endpoints)
+        .prefix(prefix)
+        .node(node)
+        .lease_ttl(Duration::from_secs(ttl_secs))
+        .request_timeout(Duration::from_millis(1500))
+        .resolve_timeout(Duration::from_secs(20))
+}
+
+async fn node(etcd: &EtcdCluster, prefix: &str, name: &str, ttl_secs: u64) -> ReconfigurationManager {
+    ManagerBuilder::new()
+        .etcd_journal(options(etcd.endpoints(), prefix, name, ttl_secs))
+        .without_manifests()
+        .open()
+        .await
+        .unwrap()
+}
+
+/// Registers the bundle and opens `n` sessions held by authority 0 (tolerating a second
+/// node that finds them done).
+async fn setup(m: &ReconfigurationManager, n: u128) {
+    m.register_bundle(ComposedBundle::new(x())).await.unwrap();
+    for i in 0..n {
+        m.open_session(s(i), a(0), Some(x())).await.unwrap();
+    }
+}
+
+/// Waits up to 10 s for `cond`.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn raw(etcd: &EtcdCluster) -> etcd_client::Client {
+    etcd_client::Client::connect(etcd.endpoints(), None).await.unwrap()
+}
+
+/// The live-owner records under `prefix`, by session, read linearizably.
+async fn records(client: &mut etcd_client::Client, prefix: &str) -> Vec<(String, i64)> {
+    let options = etcd_client::GetOptions::new().with_prefix();
+    let response = client.get(format!("{prefix}/o/"), Some(options)).await.unwrap();
+    response.kvs().iter().map(|kv| (kv.key_str().unwrap().to_owned(), kv.mod_revision())).collect()
+}
+
+fn is_already_live_on(e: &ManagerError, node: &str) -> bool {
+    matches!(e, ManagerError::Ownership(OwnershipError::AlreadyLive { node: Some(n), .. }) if n.as_str() == node)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_attach_the_same_sessions_at_once_and_exactly_one_wins_each() {
+    let etcd = EtcdCluster::start(1);
+    let (nx, ny) = (node(&etcd, "/race", "node-x", 5).await, node(&etcd, "/race", "node-y", 5).await);
+    setup(&nx, 16).await;
+    ny.sync().await.unwrap();
+    let boundary = LinkBoundary::for_bundle(&x());
+    let mut wins = [0, 0];
+    for i in 0..16 {
+        let (rx, ry) = tokio::join!(
+            nx.attach_owner(s(i), label("worker"), boundary.clone()),
+            ny.attach_owner(s(i), label("worker"), boundary.clone())
+        );
+        match (rx, ry) {
+            (Ok(_), Err(e)) => {
+                assert!(is_already_live_on(&e, "node-x"), "the loser names the winner's node: {e}");
+                wins[0] += 1;
+            }
+            (Err(e), Ok(_)) => {
+                assert!(is_already_live_on(&e, "node-x") || is_already_live_on(&e, "node-y"), "{e}");
+                assert!(is_already_live_on(&e, "node-y"), "the loser names the winner's node: {e}");
+                wins[1] += 1;
+            }
+            (a, b) => {
+                panic!("session {i}: exactly one attach must win, got {:?} and {:?}", a.is_ok(), b.is_ok())
+            }
+        }
+    }
+    assert_eq!(wins[0] + wins[1], 16);
+    let mut client = raw(&etcd).await;
+    assert_eq!(records(&mut client, "/race").await.len(), 16, "one record per session");
+    // Each node sees the other's owners too (the registry's watch), with their node.
+    eventually("both nodes to see all 16 owners", || {
+        nx.stats().live_sessions == 16 && ny.stats().live_sessions == 16
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_handoff_between_nodes_moves_the_owner_and_the_fact_in_one_transaction() {
+    let etcd = EtcdCluster::start(1);
+    let (nx, ny) = (node(&etcd, "/handoff", "node-x", 5).await, node(&etcd, "/handoff", "node-y", 5).await);
+    setup(&nx, 1).await;
+    let boundary = LinkBoundary::for_bundle(&x());
+    let old = nx.attach_owner(s(0), label("worker-a"), boundary.clone()).await.unwrap();
+    let request = DelegationRequest::new(s(0), a(0), a(1), x());
+    let out = nx.delegate_active_session(&old, request, label("worker-b")).await.unwrap();
+    assert_eq!(out.ownership.to_generation, out.ownership.from_generation + 1);
+    assert_eq!(out.ownership.to_owner.as_str(), "worker-b");
+    assert!(!out.ownership.moved_fragments.is_empty());
+    let new = out.owned.clone();
+
+    // The journal head and the owner record were written by the same transaction: they
+    // carry the same etcd revision.
+    let mut client = raw(&etcd).await;
+    let head = client.get("/handoff/head", None).await.unwrap();
+    let head_revision = head.kvs()[0].mod_revision();
+    let owner = records(&mut client, "/handoff").await;
+    assert_eq!(owner.len(), 1);
+    assert_eq!(owner[0].1, head_revision, "delegation fact and owner record in one transaction");
+
+    // Both nodes: the old handle is stale, the new one passes, and the fragments moved.
+    eventually("node y to see the handoff", || ny.check_ingress(&new.capability, &boundary).is_ok()).await;
+    for m in [&nx, &ny] {
+        assert!(matches!(
+            m.check_ingress(&old.capability, &boundary),
+            Err(OwnershipError::StaleOwner { .. })
+        ));
+        m.check_ingress(&new.capability, &boundary).unwrap();
+        for f in &out.ownership.moved_fragments {
+            assert_eq!(m.fragment_owner(s(0), f).unwrap().as_str(), "worker-b");
+        }
+    }
+    ny.check_ingress_linearizable(&new.capability, &boundary).await.unwrap();
+    assert!(ny.check_ingress_linearizable(&old.capability, &boundary).await.is_err());
+    // The durable delegation is on both nodes.
+    ny.sync().await.unwrap();
+    assert_eq!(ny.session(&s(0)).unwrap().holder, a(1));
+    // The old handle cannot act on either node.
+    let again = DelegationRequest::new(s(0), a(1), a(2), x());
+    assert!(nx.delegate_active_session(&old, again.clone(), label("w")).await.is_err());
+    assert!(ny.delegate_active_session(&old, again, label("w")).await.is_err());
+    assert!(ny.detach_owner(&old).await.is_err());
+    // Node y may hand the new owner on (it holds the capability): one more generation.
+    let next = DelegationRequest::new(s(0), a(1), a(2), x());
+    let out2 = ny.delegate_active_session(&new, next, label("worker-c")).await.unwrap();
+    assert_eq!(out2.ownership.to_generation, out.ownership.to_generation + 1);
+    eventually("node x to see worker-c", || nx.check_ingress(&out2.owned.capability, &boundary).is_ok())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_record_was_taken_has_every_write_refused_and_is_told() {
+    let etcd = EtcdCluster::start(1);
+    let (nx, ny) = (node(&etcd, "/fenced", "node-x", 5).await, node(&etcd, "/fenced", "node-y", 5).await);
+    setup(&nx, 3).await;
+    ny.sync().await.unwrap();
+    let boundary = LinkBoundary::for_bundle(&x());
+    let mut notices = nx.owner_notices();
+    let mut handles = Vec::new();
+    for i in 0..3 {
+        handles.push(nx.attach_owner(s(i), label("worker-x"), boundary.clone()).await.unwrap());
+    }
+    // The records go behind node x's back (as when its lease expires in etcd while it is
+    // paused), and node y attaches the sessions.
+    let mut client = raw(&etcd).await;
+    client.delete("/fenced/o/", Some(etcd_client::DeleteOptions::new().with_prefix())).await.unwrap();
+    eventually("node y to see the records gone", || ny.stats().live_sessions == 0).await;
+    let mut taken = Vec::new();
+    for i in 0..3 {
+        taken.push(ny.attach_owner(s(i), label("worker-y"), boundary.clone()).await.unwrap());
+    }
+    // Node x learns it from the registry: its owners are gone locally, with a notice each.
+    eventually("node x to see node y's owners", || {
+        (0..3).all(|i| nx.live_owner(&s(i)).is_some_and(|o| o.owner.as_str() == "worker-y"))
+    })
+    .await;
+    for _ in 0..3 {
+        let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv()).await.unwrap().unwrap();
+        assert_eq!(notice.owner.as_str(), "worker-x");
+    }
+    // Every write node x attempts with its old handles is refused.
+    let h = &handles[0];
+    let handoff =
+        nx.delegate_active_session(h, DelegationRequest::new(s(0), a(0), a(1), x()), label("z")).await;
+    assert!(handoff.is_err(), "{handoff:?}");
+    assert!(nx.detach_owner(&handles[1]).await.is_err());
+    assert!(nx.close_owned_session(&handles[2]).await.is_err());
+    assert!(nx.check_ingress(&h.capability, &boundary).is_err());
+    // Node y's owners are untouched, and nothing was journaled for the refused writes.
+    for (i, t) in taken.iter().enumerate() {
+        ny.check_ingress_linearizable(&t.capability, &boundary).await.unwrap();
+        assert_eq!(ny.session(&s(i as u128)).unwrap().holder, a(0));
+    }
+    assert_eq!(records(&mut client, "/fenced").await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_written_while_another_node_was_unaware_is_fenced_and_rechecked() {
+    // Node y's local view is made stale by a write it cannot have seen yet: its handoff
+    // compares the record it believes in, is fenced, takes the record found, and is
+    // refused by the re-check (never overwriting node x's owner).
+    let etcd = EtcdCluster::start(1);
+    let (nx, ny) = (node(&etcd, "/stale", "node-x", 5).await, node(&etcd, "/stale", "node-y", 5).await);
+    setup(&nx, 1).await;
+    let boundary = LinkBoundary::for_bundle(&x());
+    let first = nx.attach_owner(s(0), label("worker-a"), boundary.clone()).await.unwrap();
+    eventually("node y to see worker-a", || ny.live_owner(&s(0)).is_some()).await;
+    // Node x hands over; immediately node y, with the first handle, tries the same.
+    let moved = nx
+        .delegate_active_session(&first, DelegationRequest::new(s(0), a(0), a(1), x()), label("worker-b"))
+        .await
+        .unwrap();
+    let refused = ny
+        .delegate_active_session(&first, DelegationRequest::new(s(0), a(0), a(2), x()), label("worker-c"))
+        .await;
+    assert!(refused.is_err(), "a stale handle never wins: {refused:?}");
+    ny.check_ingress_linearizable(&moved.owned.capability, &boundary).await.unwrap();
+    ny.sync().await.unwrap();
+    assert_eq!(ny.session(&s(0)).unwrap().holder, a(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_renewing_frees_its_sessions_after_the_ttl() {
+    let etcd = EtcdCluster::start(1);
+    let ny = node(&etcd, "/ttl", "node-y", 5).await;
+    let nx = node(&etcd, "/ttl", "node-x", 1).await;
+    setup(&nx, 4).await;
+    ny.sync().await.unwrap();
+    let boundary = LinkBoundary::for_bundle(&x());
+    for i in 0..4 {
+        nx.attach_owner(s(i), label("worker-x"), boundary.clone()).await.unwrap();
+    }
+    eventually("node y to see node x's owners", || ny.stats().live_sessions == 4).await;
+    let e = ny.attach_owner(s(0), label("worker-y"), boundary.clone()).await.unwrap_err();
+    assert!(is_already_live_on(&e, "node-x"), "{e}");
+    // Node x goes away without a word: its lease is no longer renewed.
+    let stopped = Instant::now();
+    drop(nx);
+    let mut attached = 0;
+    while attached < 4 {
+        assert!(stopped.elapsed() < Duration::from_secs(15), "sessions never became attachable");
+        for i in 0..4 {
+            if ny.live_owner(&s(i)).is_some_and(|o| o.owner.as_str() == "worker-y") {
+                continue;
+            }
+            if ny.attach_owner(s(i), label("worker-y"), boundary.clone()).await.is_ok() {
+                attached += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = stopped.elapsed();
+    assert!(took >= Duration::from_millis(900), "attachable only once the 1 s lease lapsed ({took:?})");
+    // The durable ownership is untouched.
+    for i in 0..4 {
+        assert_eq!(ny.session(&s(i)).unwrap().holder, a(0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_leader_change_during_renewals_and_handoffs_loses_nothing() {
+    let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).try_init();
+    let mut etcd = EtcdCluster::start(3);
+    let endpoints = etcd.all_endpoints();
+    let open = |name: &'static str| {
+        ManagerBuilder::new()
+            .etcd_journal(options(endpoints.clone(), "/leader", name, 3))
+            .without_manifests()
+            .open()
+    };
+    let (nx, ny) = (Arc::new(open("node-x").await.unwrap()), Arc::new(open("node-y").await.unwrap()));
+    const N: u128 = 8;
+    setup(&nx, N).await;
+    ny.sync().await.unwrap();
+    let boundary = LinkBoundary::for_bundle(&x());
+    // Sessions alternate between the nodes; each node hands its own sessions back and forth
+    // between two owners, and delegates them between authorities.
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let m = if i % 2 == 0 { Arc::clone(&nx) } else { Arc::clone(&ny) };
+        let boundary = boundary.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut handle = m.attach_owner(s(i), label("w0"), boundary).await.unwrap();
+            let mut holder = a(0);
+            let mut acks = Vec::new();
+            let mut lost = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(6);
+            let mut step = 0u128;
+            while Instant::now() < deadline {
+                step += 1;
+                let to = a(step % 3 + 1);
+                let to = if to == holder { a(0) } else { to };
+                let request = DelegationRequest::new(s(i), holder, to, x());
+                match m.delegate_active_session(&handle, request, label(&format!("w{step}"))).await {
+                    Ok(out) => {
+                        acks.push((out.delegation.receipt.sequence, out.ownership.to_generation));
+                        handle = out.owned;
+                        holder = to;
+                    }
+                    // A lost reply may be answered as failed only when the change is not in
+                    // the journal; the caller learns the truth from the state.
+                    Err(e) => {
+                        lost.push(e.to_string());
+                        m.sync().await.ok();
+                        if let Some(o) = m.live_owner(&s(i)) {
+                            handle = o;
+                        }
+                        if let Some(r) = m.session(&s(i)) {
+                            holder = r.holder;
+                        }
+                    }
+                }
+            }
+            (i, acks, handle, lost)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let leader = etcd.leader().await.expect("a leader");
+    etcd.kill(leader);
+    let mut acked = Vec::new();
+    for t in tasks {
+        let (i, acks, last, lost) = tokio::time::timeout(Duration::from_secs(60), t).await.unwrap().unwrap();
+        assert!(
+            !acks.is_empty(),
+            "session {i} made no handoff: {:?}",
+            lost.iter().take(3).collect::<Vec<_>>()
+        );
+        // A 3 s lease outlives an election: no node loses its owners to a leader change.
+        assert!(
+            lost.iter().all(|e| !e.contains("lease")),
+            "session {i}: a lease was lost across the leader change: {lost:?}"
+        );
+        let generations: Vec<u64> = acks.iter().map(|(_, g)| *g).collect();
+        assert!(generations.windows(2).all(|w| w[0] < w[1]), "generations only grow: {generations:?}");
+        acked.push((i, acks, last));
+    }
+    // Every acknowledged handoff is a delegation fact in the journal, and each session's
+    // last handle is its one live owner in the shared registry (linearizable read).
+    let journal = EtcdJournal::connect(options(etcd.endpoints(), "/leader", "auditor", 3)).await.unwrap();
+    let records = journal.read(1, usize::MAX).await.unwrap();
+    for (i, acks, last) in &acked {
+        for (sequence, _) in acks {
+            let r = &records[*sequence as usize - 1];
+            assert!(matches!(&r.fact.change, Change::SessionDelegated(d) if d.session == s(*i)));
+        }
+        let m = if i % 2 == 0 { &nx } else { &ny };
+        m.check_ingress_linearizable(&last.capability, &boundary).await.unwrap();
+        let other = if i % 2 == 0 { &ny } else { &nx };
+        other.check_ingress_linearizable(&last.capability, &boundary).await.unwrap();
+    }
+    let mut client = etcd_client::Client::connect(etcd.endpoints(), None).await.unwrap();
+    assert_eq!(records_count(&mut client).await, N as usize, "one record per session");
+}
+
+async fn records_count(client: &mut etcd_client::Client) -> usize {
+    records(client, "/leader").await.len()
+}
