@@ -271,7 +271,8 @@ async fn a_node_that_stops_renewing_frees_its_sessions_after_the_ttl() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let took = stopped.elapsed();
-    assert!(took >= Duration::from_millis(900), "attachable only once the 1 s lease lapsed ({took:?})");
+    // The last renewal may have been up to a third of the TTL before the drop.
+    assert!(took >= Duration::from_millis(600), "attachable only once the 1 s lease lapsed ({took:?})");
     // The durable ownership is untouched.
     for i in 0..4 {
         assert_eq!(ny.session(&s(i)).unwrap().holder, a(0));
@@ -375,4 +376,110 @@ async fn an_etcd_leader_change_during_renewals_and_handoffs_loses_nothing() {
 
 async fn records_count(client: &mut etcd_client::Client) -> usize {
     records(client, "/leader").await.len()
+}
+
+/// A node's registry whose events are held back while `hold` is set: the node keeps
+/// believing in records that changed, so what refuses its writes is the registry's
+/// compare, not its own view.
+struct Deaf {
+    inner: Arc<reconf_runtime::crates::store_etcd::EtcdOwners>,
+    hold: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl OwnerRegistryEffects for Deaf {
+    fn node(&self) -> &str {
+        self.inner.node()
+    }
+    fn lease_valid(&self) -> bool {
+        self.inner.lease_valid()
+    }
+    async fn write(
+        &self,
+        txn: reconf_effects::OwnerTxn,
+    ) -> Result<reconf_effects::OwnerTxnDone, reconf_effects::OwnerTxnError> {
+        self.inner.write(txn).await
+    }
+    async fn get(&self, session: SessionId) -> Result<Option<reconf_effects::OwnerEntry>, JournalError> {
+        self.inner.get(session).await
+    }
+    async fn list(&self) -> Result<(Vec<reconf_effects::OwnerEntry>, i64), JournalError> {
+        self.inner.list().await
+    }
+    fn events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<reconf_effects::OwnerEvent>> {
+        let mut from = self.inner.events()?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let hold = Arc::clone(&self.hold);
+        tokio::spawn(async move {
+            while let Some(event) = from.recv().await {
+                while hold.load(std::sync::atomic::Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                if tx.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        Some(rx)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_from_a_stale_view_are_refused_by_the_registry_compare() {
+    use reconf_runtime::crates::store_etcd::EtcdOwners;
+    let etcd = EtcdCluster::start(1);
+    let journal =
+        Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/deaf", "node-x", 5)).await.unwrap());
+    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal)).await.unwrap());
+    let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deaf = Deaf { inner: owners, hold: Arc::clone(&hold) };
+    let nx = ManagerBuilder::new()
+        .journal_arc(journal)
+        .owner_registry(Arc::new(deaf))
+        .without_manifests()
+        .open()
+        .await
+        .unwrap();
+    let ny = node(&etcd, "/deaf", "node-y", 5).await;
+    setup(&nx, 3).await;
+    ny.sync().await.unwrap();
+    // Whole-session owners: closing and detaching by handle need one.
+    let boundary = LinkBoundary { bundle: x(), scope: CapabilityScope::WholeSession };
+    let mut handles = Vec::new();
+    for i in 0..3 {
+        handles.push(nx.attach_owner(s(i), label("worker-x"), boundary.clone()).await.unwrap());
+    }
+    // Node x stops hearing the registry; its records go and node y takes the sessions.
+    hold.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut client = raw(&etcd).await;
+    client.delete("/deaf/o/", Some(etcd_client::DeleteOptions::new().with_prefix())).await.unwrap();
+    eventually("node y to see the records gone", || ny.stats().live_sessions == 0).await;
+    for i in 0..3 {
+        ny.attach_owner(s(i), label("worker-y"), boundary.clone()).await.unwrap();
+    }
+    // Node x still believes it owns them: its checks pass locally...
+    for h in &handles {
+        nx.check_ingress(&h.capability, &boundary).unwrap();
+    }
+    let head = ny.sync().await.unwrap();
+    // ...but every write is refused by the compare, and then by the re-check against the
+    // record the compare found.
+    let fenced_before = nx.stats().actor.fenced;
+    let handoff = nx
+        .delegate_active_session(&handles[0], DelegationRequest::new(s(0), a(0), a(1), x()), label("z"))
+        .await;
+    assert!(matches!(handoff, Err(ManagerError::Ownership(_))), "{handoff:?}");
+    let detach = nx.detach_owner(&handles[1]).await;
+    assert!(matches!(detach, Err(ManagerError::Ownership(_))), "{detach:?}");
+    let close = nx.close_owned_session(&handles[2]).await;
+    assert!(matches!(close, Err(ManagerError::Ownership(_))), "{close:?}");
+    assert_eq!(nx.stats().actor.fenced - fenced_before, 3, "each write was refused by the compare");
+    // Nothing landed: the journal head is where it was, node y's records are untouched,
+    // and node x now sees node y's owners.
+    assert_eq!(ny.sync().await.unwrap(), head);
+    assert_eq!(records(&mut client, "/deaf").await.len(), 3);
+    for i in 0..3 {
+        assert_eq!(nx.live_owner(&s(i)).unwrap().owner.as_str(), "worker-y");
+    }
+    hold.store(false, std::sync::atomic::Ordering::SeqCst);
 }
