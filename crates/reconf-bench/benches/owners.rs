@@ -70,7 +70,12 @@ async fn handoff_round(
                 let k = mine.step % mine.handles.len();
                 let (from, to) = (mine.holders[k], (mine.holders[k] + 1) % authorities.len());
                 let h = &mine.handles[k];
-                let request = DelegationRequest::new(h.session(), authorities[from], authorities[to], workload::bundle());
+                let request = DelegationRequest::new(
+                    h.session(),
+                    authorities[from],
+                    authorities[to],
+                    workload::bundle(),
+                );
                 let next = OwnerLabel::new(format!("c{c}-{}", mine.step)).unwrap();
                 let out = m.delegate_active_session(h, request, next).await?;
                 mine.handles[k] = out.owned;
@@ -108,7 +113,8 @@ fn main() {
         for chunk in facts.chunks(4_000) {
             j.commit(chunk.to_vec(), ExpectedHead::Any).await.unwrap();
         }
-        let managers = vec![open(&etcd, "/owners", "node-a", 10).await, open(&etcd, "/owners", "node-b", 10).await];
+        let managers =
+            vec![open(&etcd, "/owners", "node-a", 10).await, open(&etcd, "/owners", "node-b", 10).await];
         for m in &managers {
             m.sync().await.unwrap();
         }
@@ -120,7 +126,8 @@ fn main() {
             for k in 0..OWNED_PER_CALLER {
                 let i = PLAIN + c + k * CALLERS;
                 let owner = OwnerLabel::new(format!("c{c}-start")).unwrap();
-                mine.handles.push(m.attach_owner(workload::session(i), owner, boundary.clone()).await.unwrap());
+                mine.handles
+                    .push(m.attach_owner(workload::session(i), owner, boundary.clone()).await.unwrap());
                 mine.holders.push(i % AUTHORITIES);
             }
             owned.push(mine);
@@ -136,7 +143,9 @@ fn main() {
         g.bench_function("handoffs_two_managers_64_callers", |b| {
             b.iter_custom(|iters| {
                 (0..iters)
-                    .map(|_| rt.block_on(handoff_round(&managers, &mut owned, &authorities, per_caller)).unwrap())
+                    .map(|_| {
+                        rt.block_on(handoff_round(&managers, &mut owned, &authorities, per_caller)).unwrap()
+                    })
                     .sum()
             })
         });
@@ -179,7 +188,10 @@ fn main() {
                 assert!(died.elapsed() < Duration::from_secs(30), "a dead node's sessions never freed");
                 let mut still = Vec::new();
                 for s in left {
-                    match managers[0].attach_owner(s, OwnerLabel::new("heir").unwrap(), boundary.clone()).await {
+                    match managers[0]
+                        .attach_owner(s, OwnerLabel::new("heir").unwrap(), boundary.clone())
+                        .await
+                    {
                         Ok(h) => {
                             freed.push(died.elapsed());
                             managers[0].detach_owner(&h).await.ok();

@@ -1230,15 +1230,7 @@ impl Actor {
                     let n = self.catch_up().await?;
                     Shared::bump(&self.shared.followed, n);
                 }
-                Err(reconf_effects::OwnerTxnError::Journal(e)) => {
-                    return Err(ManagerError::Persist { operation: "attach owner", source: e })
-                }
-                Err(e) => {
-                    return Err(ManagerError::Persist {
-                        operation: "attach owner",
-                        source: JournalError::Storage { reason: e.to_string() },
-                    })
-                }
+                Err(e) => return Err(owners::persist("attach owner", e)),
             }
             attempt += 1;
             if attempt >= MAX_CONFLICT_RETRIES {
@@ -1286,15 +1278,7 @@ impl Actor {
                     Shared::bump(&self.shared.fenced, 1);
                     self.apply_found(found);
                 }
-                Err(reconf_effects::OwnerTxnError::Journal(e)) => {
-                    return Err(ManagerError::Persist { operation: "detach owner", source: e })
-                }
-                Err(e) => {
-                    return Err(ManagerError::Persist {
-                        operation: "detach owner",
-                        source: JournalError::Storage { reason: e.to_string() },
-                    })
-                }
+                Err(e) => return Err(owners::persist("detach owner", e)),
             }
         }
         // The record found each time was not this handle's: say why, from what was found.

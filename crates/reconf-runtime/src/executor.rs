@@ -16,7 +16,7 @@ use reconf_core::upgrade::{
 use reconf_core::{BundleId, Change, Fact};
 
 use crate::actor::Actor;
-use crate::commit::{self, Failure};
+use crate::commit;
 use crate::error::ManagerError;
 use crate::events;
 use crate::mailbox::{Message, UpgradeReply};

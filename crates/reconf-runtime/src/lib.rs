@@ -35,6 +35,12 @@
 //! local reads trail the journal by a watch round trip; [`ReconfigurationManager::sync`] is
 //! the linearizable read, applying everything committed before it was called.
 //!
+//! On such a journal live owners are shared as well ([`OwnerRegistryEffects`]; the etcd
+//! journal's registry is `reconf_store_etcd::EtcdOwners`): attach, handoff, detach and close
+//! are fenced writes of one record per session, bound to the node's lease, and the local
+//! live table mirrors every node's records from the registry's events (see
+//! [`ReconfigurationManager`], "Live owners across nodes").
+//!
 //! This crate wires effects to the core; it must not contain domain rules that belong in
 //! `reconf-core`.
 //!

@@ -30,6 +30,27 @@ use crate::telemetry::{self, Stopwatch};
 /// | [`sync`](Self::sync) | linearizable: applies everything committed anywhere before it was called |
 /// | `bundle`, `bundles`, `session`, `footprint`, `footprint_summary`, `links`, `authority_summaries`, `state_snapshot`, `check_ingress`, `check_fragment`, `live_owner`, `fragment_owner`, `verify_coherence`, `stats` | local: the state this manager has applied, never waiting; on a shared journal behind it by at most the time this manager takes to follow other managers' commits. Call `sync` first for a linearizable read |
 ///
+/// | [`check_ingress_linearizable`](Self::check_ingress_linearizable) | linearizable: reads the session's live-owner record from the shared registry |
+///
+/// # Live owners across nodes
+///
+/// With a shared registry (the etcd journal brings one), live owners are records every
+/// node sees, one per session, each bound to its node's lease and changed only by
+/// compare-and-set: `attach_owner` (the session has no record, and the journal is still at
+/// the head the session was checked against), `delegate_active_session` (the owner's record
+/// is unchanged; its successor is written in the delegation's own transaction),
+/// `detach_owner` and `close_owned_session` (the record is unchanged). A write whose compare
+/// fails takes the record found and is checked again, so a fenced node's late writes are
+/// refused, never applied; [`ActorStats::fenced`](crate::ActorStats::fenced) counts them.
+///
+/// Staleness of the local view: other nodes' owners appear and disappear as the registry's
+/// watch delivers them (one etcd round trip behind); this node's own owners stop passing
+/// [`check_ingress`](Self::check_ingress) and [`check_fragment`](Self::check_fragment) the
+/// instant this node's lease could have expired (the send time of the last renewal etcd
+/// acknowledged, plus the TTL), before etcd can hand the session to another node, and are
+/// dropped with an [`OwnerNotice`](crate::OwnerNotice) each once the lapse is noticed (at
+/// the next renewal round, a third of the TTL at most, or the registry's next event).
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), reconf_runtime::ManagerError> {

@@ -173,6 +173,15 @@ pub(crate) fn removal(mirror: &Mirror, session: SessionId, fenced: bool) -> Opti
     Some(OwnerWrite::Delete { session, expect })
 }
 
+/// The caller's error for a registry write that failed for another reason than a compare.
+pub(crate) fn persist(operation: &'static str, e: reconf_effects::OwnerTxnError) -> crate::ManagerError {
+    let source = match e {
+        reconf_effects::OwnerTxnError::Journal(e) => e,
+        other => reconf_effects::JournalError::Storage { reason: other.to_string() },
+    };
+    crate::ManagerError::Persist { operation, source }
+}
+
 /// What the actor keeps of a shared registry.
 pub(crate) struct Registry {
     pub(crate) effects: std::sync::Arc<dyn reconf_effects::OwnerRegistryEffects>,

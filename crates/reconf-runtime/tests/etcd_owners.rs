@@ -281,7 +281,6 @@ async fn a_node_that_stops_renewing_frees_its_sessions_after_the_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_etcd_leader_change_during_renewals_and_handoffs_loses_nothing() {
-    let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).try_init();
     let mut etcd = EtcdCluster::start(3);
     let endpoints = etcd.all_endpoints();
     let open = |name: &'static str| {
@@ -482,4 +481,49 @@ async fn writes_from_a_stale_view_are_refused_by_the_registry_compare() {
         assert_eq!(nx.live_owner(&s(i)).unwrap().owner.as_str(), "worker-y");
     }
     hold.store(false, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_owner_writes_than_one_etcd_transaction_takes_are_committed_in_order() {
+    // etcd allows 128 operations per transaction: 300 concurrent handoffs (one record write
+    // each) must be cut into several commits, every one acknowledged, none lost.
+    let etcd = EtcdCluster::start(1);
+    let nx = ManagerBuilder::new()
+        .etcd_journal(options(etcd.endpoints(), "/many", "node-x", 5))
+        .mailbox_capacity(1024)
+        .without_manifests()
+        .open()
+        .await
+        .unwrap();
+    const N: u128 = 300;
+    setup(&nx, N).await;
+    let boundary = LinkBoundary::for_bundle(&x());
+    let mut handles = Vec::new();
+    for i in 0..N {
+        handles.push(nx.attach_owner(s(i), label("first"), boundary.clone()).await.unwrap());
+    }
+    let nx = Arc::new(nx);
+    let before = nx.stats().actor.commits;
+    let tasks: Vec<_> = handles
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let m = Arc::clone(&nx);
+            tokio::spawn(async move {
+                let request = DelegationRequest::new(s(i as u128), a(0), a(1), x());
+                m.delegate_active_session(&h, request, label("second")).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let out = t.await.unwrap().unwrap();
+        assert_eq!(out.ownership.to_owner.as_str(), "second");
+    }
+    let commits = nx.stats().actor.commits - before;
+    assert!(commits >= 3, "300 record writes need at least 3 transactions, took {commits}");
+    let mut client = raw(&etcd).await;
+    assert_eq!(records(&mut client, "/many").await.len(), N as usize);
+    for i in 0..N {
+        assert_eq!(nx.live_owner(&s(i)).unwrap().owner.as_str(), "second");
+    }
 }

@@ -124,6 +124,15 @@ fn visible(sequence: Sequence) -> Option<Sequence> {
     (sequence > 0).then_some(sequence)
 }
 
+/// `base` again under a fresh commit id: writing it makes every transaction that compared
+/// `base` fail, without moving the head.
+fn fence_of(base: &Option<Head>) -> Head {
+    match base {
+        None => Head::fenced_empty(rand::random()),
+        Some(h) => Head { commit: rand::random(), ..*h },
+    }
+}
+
 /// The compare a commit building on `base` makes.
 fn unchanged(keys: &Keys, base: &Option<Head>) -> Compare {
     match base {
@@ -497,10 +506,7 @@ impl EtcdJournal {
         let mut pause = Duration::from_millis(20);
         let mut last_error = String::new();
         while Instant::now() < deadline {
-            let fence = match base {
-                None => Head::fenced_empty(rand::random()),
-                Some(h) => Head { commit: rand::random(), ..h },
-            };
+            let fence = fence_of(&base);
             let txn = Txn::new()
                 .when([unchanged(&self.keys, &base)])
                 .and_then([TxnOp::put(self.keys.head(), fence.encode(), None)])
@@ -714,10 +720,7 @@ impl EtcdJournal {
         let deadline = Instant::now() + self.options.resolve_timeout;
         let mut pause = Duration::from_millis(20);
         loop {
-            let fence = match base {
-                None => Head::fenced_empty(rand::random()),
-                Some(h) => Head { commit: rand::random(), ..h },
-            };
+            let fence = fence_of(&base);
             let txn = Txn::new()
                 .when([unchanged(&self.keys, &base)])
                 .and_then([TxnOp::put(self.keys.head(), fence.encode(), None)])

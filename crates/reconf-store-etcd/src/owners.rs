@@ -12,6 +12,12 @@
 //! process wakes up already knowing). A lease that lapses is reported
 //! ([`OwnerEvent::LeaseLost`]), revoked (best effort, so its records go at once rather
 //! than at etcd's expiry), and replaced by a fresh one.
+//!
+//! The deadline is measured on the monotonic clock, which keeps running while a process is
+//! stopped but not while the whole machine is suspended: after a suspend, the node may count
+//! a lapsed lease as valid until its next renewal round (a third of the TTL) finds out.
+//! Writes are safe regardless (they are fenced by the compare); only local ingress checks
+//! can be wrong in that window.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
