@@ -104,6 +104,9 @@ pub(crate) async fn commit_shared(
         }
         Err(OwnerTxnError::Journal(e)) => return Err(Failure::Failed(e)),
         Err(OwnerTxnError::Fenced { found }) => return Err(Failure::Fenced(found)),
+        // The lease lapsed after the batch was checked: nothing was written; checked again,
+        // its handoffs are refused (`LeaseLost`) and the rest commits without them.
+        Err(OwnerTxnError::LeaseLost) => return Err(Failure::Fenced(Vec::new())),
         Err(e) => return Err(Failure::Failed(JournalError::Storage { reason: e.to_string() })),
     };
     telemetry::committed(facts.len(), watch);
