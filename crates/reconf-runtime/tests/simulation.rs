@@ -87,6 +87,13 @@ enum Op {
     Handoff { handle: OwnedSession, from: AuthorityId, to: AuthorityId, b: BundleId },
     Detach { handle: OwnedSession },
     CloseOwned { handle: OwnedSession },
+    Register { b: BundleId },
+    Link { left: BundleId, right: BundleId, linked: BundleId },
+}
+
+/// The session a bundle operation is filed under: none of the pool's.
+fn no_session() -> SessionId {
+    sid(0xffff)
 }
 
 impl Op {
@@ -96,11 +103,12 @@ impl Op {
             Op::Handoff { handle, .. } | Op::Detach { handle } | Op::CloseOwned { handle } => {
                 handle.session()
             }
+            Op::Register { .. } | Op::Link { .. } => no_session(),
         }
     }
 
     fn needs_gate(&self) -> bool {
-        matches!(self, Op::Delegate { .. } | Op::Handoff { .. })
+        matches!(self, Op::Delegate { .. } | Op::Handoff { .. } | Op::Link { .. })
     }
 }
 
@@ -143,6 +151,8 @@ async fn run_op(m: &ReconfigurationManager, op: Op) -> Answer {
         }
         Op::Detach { handle } => kind(m.detach_owner(&handle).await, |_| Answer::Unit),
         Op::CloseOwned { handle } => kind(m.close_owned_session(&handle).await, |_| Answer::Unit),
+        Op::Register { b } => kind(m.register_bundle(ComposedBundle::new(b)).await, |_| Answer::Unit),
+        Op::Link { left, right, linked } => kind(m.link_bundles(left, right, linked).await, |_| Answer::Unit),
     }
 }
 
@@ -248,6 +258,20 @@ impl Model {
                 }
                 Ok(())
             }
+            Op::Register { b } if self.registered(b) => Err("bundle_already_registered"),
+            Op::Register { .. } => Ok(()),
+            Op::Link { left, right, linked } => {
+                if !self.registered(left) || !self.registered(right) {
+                    return Err("unknown_bundle");
+                }
+                if left == right {
+                    return Err("self_link");
+                }
+                if self.registered(linked) {
+                    return Err("linked_id_taken");
+                }
+                Ok(())
+            }
         }
     }
 
@@ -285,12 +309,15 @@ impl Model {
             Op::Detach { .. } => {
                 self.live.remove(&s);
             }
+            Op::Register { b } => self.registered.push(b.clone()),
+            Op::Link { linked, .. } => self.registered.push(linked.clone()),
         }
     }
 
     /// Takes the manager's view of `s` (after a step whose outcome the model cannot know:
     /// a faulted commit, a crash with the operation in flight).
     fn adopt(&mut self, m: &ReconfigurationManager, s: SessionId) {
+        self.registered = m.bundles().into_iter().map(|b| b.id).collect();
         match m.session(&s) {
             Some(r) => {
                 self.sessions.insert(
@@ -331,6 +358,8 @@ struct Sim {
     model: Model,
     /// Handles that were once valid, for stale-handle requests.
     old_handles: Vec<OwnedSession>,
+    /// The highest owner generation each session has shown: it must never go down.
+    generations: BTreeMap<SessionId, u64>,
     /// Counts, for the report.
     stats: SimStats,
 }
@@ -346,6 +375,7 @@ struct SimStats {
     clock_faults: u64,
     gate_flips: u64,
     crashes: u64,
+    snapshot_faults: u64,
 }
 
 impl std::ops::AddAssign for SimStats {
@@ -359,6 +389,7 @@ impl std::ops::AddAssign for SimStats {
         self.clock_faults += o.clock_faults;
         self.gate_flips += o.gate_flips;
         self.crashes += o.crashes;
+        self.snapshot_faults += o.snapshot_faults;
     }
 }
 
@@ -377,6 +408,7 @@ impl Sim {
             gate: Switch::default(),
             model: Model::default(),
             old_handles: Vec::new(),
+            generations: BTreeMap::new(),
             stats: SimStats::default(),
         }
     }
@@ -391,6 +423,22 @@ impl Sim {
             .open()
             .await
             .unwrap()
+    }
+
+    /// A random bundle operation: registering (sometimes a name already taken) or linking
+    /// two registered bundles into a new one (sometimes invalid).
+    fn bundle_op(&mut self) -> Op {
+        let r = &mut self.rng;
+        let pick = |r: &mut StdRng, pool: &[BundleId]| pool[r.random_range(0..pool.len())].clone();
+        let fresh = BundleId::new(format!("sim-extra-{}", r.random_range(0..6))).unwrap();
+        if r.random_bool(0.4) {
+            let b = if r.random_bool(0.7) { fresh } else { pick(r, &self.model.registered) };
+            return Op::Register { b };
+        }
+        let left = pick(r, &self.model.registered);
+        let right = if r.random_bool(0.9) { pick(r, &self.model.registered) } else { bundle(2) };
+        let linked = if r.random_bool(0.8) { fresh } else { pick(r, &self.model.registered) };
+        Op::Link { left, right, linked }
     }
 
     /// A random operation on session `s`: mostly valid, sometimes each kind of invalid.
@@ -458,6 +506,12 @@ impl Sim {
         if faulted {
             self.stats.commit_faults += 1;
         }
+        if self.rng.random_bool(0.05) {
+            // Snapshots are written in the background; a failed one is retried later and
+            // must change no answer.
+            self.journal.fail_next_snapshot_writes(1);
+            self.stats.snapshot_faults += 1;
+        }
         let clock_fails = self.rng.random_bool(0.04);
         if clock_fails {
             self.clock.fail_next(1);
@@ -474,6 +528,9 @@ impl Sim {
         let k = self.rng.random_range(1..=6);
         let mut sessions: Vec<SessionId> = (0..SESSIONS).map(sid).collect();
         let mut ops = Vec::new();
+        if self.rng.random_bool(0.1) {
+            ops.push(self.bundle_op());
+        }
         for _ in 0..k {
             let i = self.rng.random_range(0..sessions.len());
             let s = sessions.swap_remove(i);
@@ -556,12 +613,26 @@ impl Sim {
     }
 
     /// The manager agrees with the model on every session and live owner, and is coherent.
-    async fn check(&self, m: &ReconfigurationManager) -> Result<(), String> {
+    async fn check(&mut self, m: &ReconfigurationManager) -> Result<(), String> {
         if !m.verify_coherence().await.is_coherent() {
             return Err("the coherence audit failed".to_owned());
         }
+        let mut bundles: Vec<BundleId> = m.bundles().into_iter().map(|b| b.id).collect();
+        let mut want = self.model.registered.clone();
+        bundles.sort();
+        want.sort();
+        if bundles != want {
+            return Err(format!("bundles: the manager has {bundles:?}, the model {want:?}"));
+        }
         for n in 0..SESSIONS {
             let s = sid(n);
+            if let Some(r) = m.session(&s) {
+                let seen = self.generations.entry(s).or_insert(0);
+                if r.generation < *seen {
+                    return Err(format!("session {n}: generation went from {seen} down to {}", r.generation));
+                }
+                *seen = r.generation;
+            }
             let want = self.model.sessions.get(&s).filter(|r| r.open);
             let got = m.session(&s).map(|r| MSession {
                 open: true,
@@ -694,13 +765,14 @@ fn simulation_agrees_with_the_model_over_many_seeds() {
         }
     }
     println!(
-        "simulation: {} steps, {} operations ({} accepted, {} refused as the model said), faults: {} commit ({} with failed reads), {} clock, {} capability flips, {} crashes; {:.1} s",
+        "simulation: {} steps, {} operations ({} accepted, {} refused as the model said), faults: {} commit ({} with failed reads), {} snapshot writes, {} clock, {} capability flips, {} crashes; {:.1} s",
         total.steps,
         total.ops,
         total.accepted,
         total.refused,
         total.commit_faults,
         total.read_faults,
+        total.snapshot_faults,
         total.clock_faults,
         total.gate_flips,
         total.crashes,
