@@ -1,0 +1,169 @@
+//! Tests for what mutation testing found nothing asserted (issue 14's list of surviving
+//! mutants in `reconf-core`): each one fails if the named mutation is made.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+
+use reconf_core::upgrade::{Member, UpgradeFact};
+use reconf_core::{
+    AuthorityId, BundleId, CapabilityScope, Change, Command, ComposedBundle, Delegation, Fact, OwnerLabel,
+    SessionFootprint, SessionId, State, StateSnapshot, Violation,
+};
+
+fn b(s: &str) -> BundleId {
+    BundleId::new(s).unwrap()
+}
+
+fn a(s: &str) -> AuthorityId {
+    AuthorityId::from_label(s)
+}
+
+/// A state with a bundle, one native and one delegated session, and an upgrade history.
+fn sample() -> State {
+    let mut state = State::new();
+    let (x, y) = (a("x"), a("y"));
+    let commands = [
+        Command::RegisterBundle(ComposedBundle::new(b("bundle"))),
+        Command::OpenSession { session: SessionId::from_u128(1), authority: x, bundle: Some(b("bundle")) },
+        Command::OpenSession { session: SessionId::from_u128(2), authority: x, bundle: Some(b("bundle")) },
+        Command::Delegate(Delegation::new(SessionId::from_u128(2), x, y, b("bundle"))),
+    ];
+    for (i, c) in commands.iter().enumerate() {
+        let f = state.check(c, 10).unwrap();
+        state.apply(i as u64 + 1, &f);
+    }
+    let members: BTreeSet<Member> = [Member::new("m1").unwrap(), Member::new("m2").unwrap()].into();
+    let seed = Fact::new(Change::Upgrade(UpgradeFact::MembershipSeeded {
+        bundle: b("bundle"),
+        members,
+        forced: false,
+    }));
+    state.apply(5, &seed);
+    state
+}
+
+#[test]
+fn an_incoherent_state_is_reported_incoherent() {
+    // `CoherenceReport::is_coherent` -> `true`: a record whose holder is also its delegator
+    // (no checked command writes one; a forged snapshot can) must be reported.
+    let mut snap = sample().to_snapshot();
+    let (_, record) = snap.sessions.iter_mut().find(|(s, _)| *s == SessionId::from_u128(2)).unwrap();
+    record.delegator = Some(record.holder);
+    let broken = State::from_snapshot(snap).unwrap();
+    let report = broken.verify_coherence();
+    assert!(!report.is_coherent(), "{report:?}");
+    assert!(report.violations.iter().any(|v| matches!(v, Violation::HolderIsDelegator { .. })));
+    assert!(sample().verify_coherence().is_coherent());
+}
+
+#[test]
+fn a_snapshot_keeps_every_upgrade_membership_and_history() {
+    // `State::from_snapshot` dropping `upgrades`.
+    let state = sample();
+    assert!(state.upgrades().snapshot(&b("bundle")).is_some(), "the sample has an upgrade history");
+    let back = State::from_snapshot(state.to_snapshot()).unwrap();
+    assert_eq!(back.upgrades(), state.upgrades());
+    assert_eq!(back.upgrades().snapshot(&b("bundle")), state.upgrades().snapshot(&b("bundle")));
+}
+
+#[test]
+fn states_that_differ_are_not_equal() {
+    // `State`'s `PartialEq` -> `true`: the core's own replay-equality assertions must be
+    // able to fail.
+    let state = sample();
+    let mut other = state.clone();
+    assert_eq!(state, other);
+    let f = other
+        .check(&Command::CloseSession { session: SessionId::from_u128(1), authority: a("x") }, 11)
+        .unwrap();
+    other.apply(6, &f);
+    assert_ne!(state, other);
+    let mut snap: StateSnapshot = state.to_snapshot();
+    snap.head += 1;
+    assert_ne!(State::from_snapshot(snap).unwrap(), state);
+}
+
+#[test]
+fn an_empty_footprint_is_empty_and_a_full_one_is_not() {
+    // `SessionFootprint::is_empty`.
+    assert!(SessionFootprint::default().is_empty());
+    let state = sample();
+    assert!(!state.footprint(&a("x")).is_empty());
+    assert!(!state.footprint(&a("y")).is_empty());
+    assert!(state.footprint(&a("nobody")).is_empty());
+}
+
+#[test]
+fn footprints_that_differ_have_different_digests() {
+    // The footprint digest's mixing (`^` -> `|`, `>>` -> `<<`): summaries of different
+    // footprints must differ, and equal ones agree.
+    let state = sample();
+    let (x, y) = (state.footprint_summary(&a("x")), state.footprint_summary(&a("y")));
+    assert_ne!(x, y);
+    let mut digests = BTreeSet::new();
+    let mut s = State::new();
+    let f = s.check(&Command::RegisterBundle(ComposedBundle::new(b("d"))), 1).unwrap();
+    s.apply(1, &f);
+    for i in 0..64u128 {
+        let f = s
+            .check(
+                &Command::OpenSession { session: SessionId::from_u128(i), authority: a("z"), bundle: None },
+                1,
+            )
+            .unwrap();
+        s.apply(i as u64 + 2, &f);
+        assert!(
+            digests.insert(format!("{:?}", s.footprint_summary(&a("z")))),
+            "digest repeated after {i} opens"
+        );
+    }
+}
+
+#[test]
+fn ids_and_scopes_print_what_they_hold() {
+    // `Display` of `SessionId`, `OwnerLabel` and `CapabilityScope`, which every error
+    // message prints.
+    let s = SessionId::from_u128(0xabc);
+    assert_eq!(s.to_string(), "00000000-0000-0000-0000-000000000abc");
+    assert_eq!(s.to_string().parse::<SessionId>().unwrap(), s);
+    assert_eq!(OwnerLabel::new("node-7").unwrap().to_string(), "node-7");
+    assert_eq!(CapabilityScope::WholeSession.to_string(), "whole session");
+    let f = CapabilityScope::fragments(["a", "b"]).to_string();
+    assert!(f.contains('a') && f.contains('b'), "{f}");
+}
+
+#[test]
+fn linking_needs_both_sides_compatible() {
+    // `ComposedBundle::compatible_with` with `&&` -> `||`: bundles whose imports are met on
+    // one side only are refused, naming what is missing on that side.
+    let mut needs = ComposedBundle::new(b("needs"));
+    needs.imports.insert("clock".to_owned());
+    let mut gives = ComposedBundle::new(b("gives"));
+    gives.exports.insert("clock".to_owned());
+    assert!(needs.compatible_with(&gives).is_ok());
+    let plain = ComposedBundle::new(b("plain"));
+    let e = needs.compatible_with(&plain).unwrap_err();
+    assert_eq!(e.left_missing, vec!["clock".to_owned()]);
+    assert!(e.right_missing.is_empty());
+    let e = plain.compatible_with(&needs).unwrap_err();
+    assert!(e.left_missing.is_empty());
+    assert_eq!(e.right_missing, vec!["clock".to_owned()]);
+    let f = CapabilityScope::fragments(["a", "b"]).to_string();
+    assert_eq!(f, "fragments [a, b]");
+}
+
+#[test]
+fn the_generation_limit_is_exact() {
+    // The generation limit's `>` -> `>=`: a session may reach MAX_GENERATION, never pass it.
+    let mut snap = sample().to_snapshot();
+    let (_, record) = snap.sessions.iter_mut().find(|(s, _)| *s == SessionId::from_u128(1)).unwrap();
+    record.generation = reconf_core::MAX_GENERATION - 1;
+    let mut state = State::from_snapshot(snap).unwrap();
+    let s = SessionId::from_u128(1);
+    let to_max =
+        state.check(&Command::Delegate(Delegation::new(s, a("x"), a("y"), b("bundle"))), 20).unwrap();
+    state.apply(6, &to_max);
+    assert_eq!(state.session(&s).unwrap().generation, reconf_core::MAX_GENERATION);
+    let past = state.check(&Command::Delegate(Delegation::new(s, a("y"), a("x"), b("bundle"))), 21);
+    assert!(matches!(past, Err(reconf_core::CommandError::GenerationExhausted { .. })), "{past:?}");
+}
