@@ -7,7 +7,8 @@
 //! [`MIN_HEX_LOOKALIKE`] long, which is refused as a mistyped (truncated or extended) id
 //! rather than silently becoming a different authority.
 //!
-//! **Sessions** are UUIDs; **bundles** are non-empty names.
+//! **Sessions** are UUIDs; **bundles** are non-empty names. No id argument is longer than
+//! [`MAX_ID_LEN`] bytes.
 
 use std::fmt;
 
@@ -17,6 +18,21 @@ use crate::error::CliError;
 
 /// Hex-only text at least this long that is not 64 digits is refused as a mistyped id.
 pub(crate) const MIN_HEX_LOOKALIKE: usize = 16;
+
+/// The longest id argument (label, bundle name, session) accepted: longer text is a
+/// mistake, refused without being echoed back whole.
+pub(crate) const MAX_ID_LEN: usize = 1024;
+
+fn not_too_long(flag: &'static str, input: &str) -> Result<(), CliError> {
+    if input.len() <= MAX_ID_LEN {
+        return Ok(());
+    }
+    let start: String = input.chars().take(16).collect();
+    Err(CliError::InvalidArguments(format!(
+        "{flag}: {start:?}… is {} bytes long; ids are at most {MAX_ID_LEN}",
+        input.len()
+    )))
+}
 
 /// An authority as given: its id, and the label it was derived from, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +44,7 @@ pub(crate) struct Authority {
 impl Authority {
     /// Parses the argument of `flag` by the rule in the module docs.
     pub(crate) fn parse(flag: &'static str, input: &str) -> Result<Self, CliError> {
+        not_too_long(flag, input)?;
         if input.len() == 64 {
             let id = input.parse::<AuthorityId>().map_err(|source| CliError::InvalidId { flag, source })?;
             return Ok(Self { id, label: None });
@@ -64,11 +81,13 @@ impl fmt::Display for Authority {
 
 /// Parses a session UUID.
 pub(crate) fn session(flag: &'static str, input: &str) -> Result<SessionId, CliError> {
+    not_too_long(flag, input)?;
     input.parse().map_err(|source| CliError::InvalidId { flag, source })
 }
 
 /// Parses a bundle name.
 pub(crate) fn bundle(flag: &'static str, input: &str) -> Result<BundleId, CliError> {
+    not_too_long(flag, input)?;
     BundleId::new(input).map_err(|source| CliError::InvalidId { flag, source })
 }
 

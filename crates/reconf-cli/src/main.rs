@@ -38,7 +38,10 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -48,6 +51,25 @@ fn main() -> ExitCode {
         Ok(()) | Err(error::CliError::StdoutClosed) => ExitCode::SUCCESS,
         Err(e) => report(&e),
     }
+}
+
+/// Help and version go out as clap prints them; a bad command line is one `error:` line
+/// (clap's first, without its usage block) and exit code 2, like every other error's one line.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    output::note!("error: {first} (see --help)");
+    ExitCode::from(2)
 }
 
 fn report(e: &error::CliError) -> ExitCode {

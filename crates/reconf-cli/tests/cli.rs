@@ -596,3 +596,150 @@ fn upgrade_seeds_runs_repeats_and_refuses_invalid_plans() {
     assert_eq!(r.state()["journal"]["head"], head);
     r.ok(&["verify"]);
 }
+
+/// Asserts one `error:` line on stderr, nothing on stdout, a non-zero exit and no panic
+/// or backtrace; returns the line.
+fn one_hostile_line(run: &common::Run, what: &str) -> String {
+    assert!(!run.success(), "{what}: accepted");
+    assert!(matches!(run.code, Some(1) | Some(2)), "{what}: exit {:?}", run.code);
+    assert!(run.stdout.is_empty(), "{what}: stdout {:?}", run.stdout);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{what}: expected one stderr line, got:\n{}", run.stderr);
+    assert!(lines[0].starts_with("error: "), "{what}: {}", lines[0]);
+    assert!(!run.stderr.contains("panicked") && !run.stderr.contains("backtrace"), "{what}: {}", run.stderr);
+    lines[0].to_owned()
+}
+
+#[test]
+fn hostile_input_through_the_front_door_gets_one_error_line_and_changes_nothing() {
+    let r = Reconf::new();
+    let session = r.open("alice", "device_migration");
+    let before = r.state();
+    let tmp = tempfile::tempdir().unwrap();
+    // The OS refuses a single argument over 128 KiB (MAX_ARG_STRLEN) at exec, before any
+    // program runs: the largest that can arrive is just under it.
+    let huge = "z".repeat(120 * 1024);
+    let hex65 = "a".repeat(65);
+    let deep = tmp.path().join("deep.json");
+    // Nested under a field a request does not know, which serde walks (and bounds) all the same.
+    std::fs::write(&deep, format!("{}1{}", "{\"x\":".repeat(100_000), "}".repeat(100_000))).unwrap();
+    let big = tmp.path().join("big.json");
+    {
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(100 << 20).unwrap(); // 100 MB (sparse: zeros)
+    }
+    let deep = deep.to_str().unwrap().to_owned();
+    let big = big.to_str().unwrap().to_owned();
+    let delegate = |from: &str, to: &str, bundle: &str, s: &str| -> Vec<String> {
+        ["delegate", "--session", s, "--from", from, "--to", to, "--bundle", bundle]
+            .map(str::to_owned)
+            .to_vec()
+    };
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        ("a session id too short", delegate("alice", "bob", "device_migration", "1234"), "--session"),
+        ("an authority of 65 hex digits", delegate(&hex65, "bob", "device_migration", &session), "65 digits"),
+        (
+            "a 120 KiB authority label",
+            delegate(&huge, "bob", "device_migration", &session),
+            "ids are at most 1024",
+        ),
+        ("a 120 KiB bundle name", delegate("alice", "bob", &huge, &session), "ids are at most 1024"),
+        ("a 120 KiB session id", delegate("alice", "bob", "device_migration", &huge), "ids are at most 1024"),
+        ("a negative count", ["simulate", "--sessions", "-5"].map(str::to_owned).to_vec(), "-5"),
+        (
+            "a count past u64",
+            ["simulate", "--sessions", "99999999999999999999999"].map(str::to_owned).to_vec(),
+            "--sessions",
+        ),
+        (
+            "a count past the limit",
+            ["simulate", "--sessions", "10000000000"].map(str::to_owned).to_vec(),
+            "--sessions must be between",
+        ),
+        (
+            "--concurrency 0",
+            ["simulate", "--concurrency", "0"].map(str::to_owned).to_vec(),
+            "--concurrency must be between",
+        ),
+        ("an unknown flag", ["status", "--no-such-flag"].map(str::to_owned).to_vec(), "--no-such-flag"),
+        (
+            "a deeply nested request",
+            ["upgrade", "--bundle", "device_migration", "--request", &deep].map(str::to_owned).to_vec(),
+            "not a valid upgrade request",
+        ),
+        (
+            "a 100 MB request",
+            ["upgrade", "--bundle", "device_migration", "--request", &big].map(str::to_owned).to_vec(),
+            "larger than 16 MiB",
+        ),
+    ];
+    for (what, args, expected) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let line = one_hostile_line(&r.run(&args), what);
+        assert!(line.len() < 600, "{what}: the error line echoes too much ({} bytes)", line.len());
+        assert!(line.contains(expected), "{what}: {line:?} should mention {expected:?}");
+        assert_eq!(r.state(), before, "{what} changed the state");
+    }
+
+    // A data dir that is a file.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"not a journal").unwrap();
+    let mut c = assert_cmd::Command::cargo_bin("reconf").unwrap();
+    let out = c
+        .arg("--data-dir")
+        .arg(&file)
+        .args(["open", "--authority", "a", "--bundle", "device_migration"])
+        .output()
+        .unwrap();
+    let run = common::Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    one_hostile_line(&run, "a data dir that is a file");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a journal", "the file is untouched");
+
+    // A read-only data dir: a read-only mount when running as root (root ignores mode
+    // bits), else a directory without write permission.
+    let ro = tmp.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let mounted = read_only(&ro);
+    let mut c = assert_cmd::Command::cargo_bin("reconf").unwrap();
+    let out = c
+        .arg("--data-dir")
+        .arg(ro.join("data"))
+        .args(["open", "--authority", "a", "--bundle", "device_migration"])
+        .output()
+        .unwrap();
+    let run = common::Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    };
+    let line = one_hostile_line(&run, "a read-only data dir");
+    if mounted {
+        let _ = std::process::Command::new("umount").arg(&ro).status();
+    }
+    assert!(line.contains("data") || line.contains("journal"), "{line}");
+}
+
+/// Makes `dir` read-only for this process; returns whether a mount was made (to undo).
+fn read_only(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let root =
+        std::process::Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if root {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "running as root, but a read-only tmpfs could not be mounted for the read-only data dir case"
+        );
+        return true;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    false
+}

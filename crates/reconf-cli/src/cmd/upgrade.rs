@@ -9,13 +9,37 @@ use crate::error::CliError;
 use crate::ids;
 use crate::output::say;
 
+/// The largest request file read: a real request is a few kilobytes; anything near this is
+/// a mistake, refused before it is held in memory.
+const MAX_REQUEST_BYTES: u64 = 16 << 20;
+
+/// Reads a request file of at most [`MAX_REQUEST_BYTES`] (reading one byte past it, so a
+/// file that only claims a small size, or a device, is bounded too).
+fn read_request(path: &std::path::Path) -> Result<String, CliError> {
+    use std::io::Read;
+    let io = |source| CliError::Io { context: format!("reading {}", path.display()), source };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_REQUEST_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_REQUEST_BYTES {
+        return Err(CliError::InvalidArguments(format!(
+            "--request: {} is larger than {} MiB; an upgrade request is a small JSON file",
+            path.display(),
+            MAX_REQUEST_BYTES >> 20
+        )));
+    }
+    Ok(text)
+}
+
 pub(crate) async fn run(dir: &Store, args: UpgradeArgs) -> Result<(), CliError> {
     // Everything is parsed before the journal is opened: bad input touches nothing.
     let bundle = ids::bundle("--bundle", &args.bundle)?;
     let request = match &args.request {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| CliError::Io { context: format!("reading {}", path.display()), source })?;
+            let text = read_request(path)?;
             let r: RuntimeUpgradeRequest = serde_json::from_str(&text)
                 .map_err(|source| CliError::UpgradeRequest { path: path.clone(), source })?;
             Some(r)
