@@ -42,6 +42,8 @@ use crate::telemetry::{self, Stopwatch};
 /// `detach_owner` and `close_owned_session` (the record is unchanged). A write whose compare
 /// fails takes the record found and is checked again, so a fenced node's late writes are
 /// refused, never applied; [`ActorStats::fenced`](crate::ActorStats::fenced) counts them.
+/// A handoff's new owner is recorded on the node that made the handoff (bound to its
+/// lease): the node that holds the new handle runs it there, or hands it on.
 ///
 /// Staleness of the local view: other nodes' owners appear and disappear as the registry's
 /// watch delivers them (one etcd round trip behind); this node's own owners stop passing
