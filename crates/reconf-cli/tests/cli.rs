@@ -684,19 +684,7 @@ fn hostile_input_through_the_front_door_gets_one_error_line_and_changes_nothing(
     // A data dir that is a file.
     let file = tmp.path().join("a-file");
     std::fs::write(&file, b"not a journal").unwrap();
-    let mut c = assert_cmd::Command::cargo_bin("reconf").unwrap();
-    let out = c
-        .arg("--data-dir")
-        .arg(&file)
-        .args(["open", "--authority", "a", "--bundle", "device_migration"])
-        .output()
-        .unwrap();
-    let run = common::Run {
-        code: out.status.code(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    };
-    one_hostile_line(&run, "a data dir that is a file");
+    one_hostile_line(&open_in(&file), "a data dir that is a file");
     assert_eq!(std::fs::read(&file).unwrap(), b"not a journal", "the file is untouched");
 
     // A read-only data dir: a read-only mount when running as root (root ignores mode
@@ -704,23 +692,27 @@ fn hostile_input_through_the_front_door_gets_one_error_line_and_changes_nothing(
     let ro = tmp.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
     let mounted = read_only(&ro);
-    let mut c = assert_cmd::Command::cargo_bin("reconf").unwrap();
-    let out = c
-        .arg("--data-dir")
-        .arg(ro.join("data"))
-        .args(["open", "--authority", "a", "--bundle", "device_migration"])
-        .output()
-        .unwrap();
-    let run = common::Run {
-        code: out.status.code(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    };
-    let line = one_hostile_line(&run, "a read-only data dir");
+    let line = one_hostile_line(&open_in(&ro.join("data")), "a read-only data dir");
     if mounted {
         let _ = std::process::Command::new("umount").arg(&ro).status();
     }
     assert!(line.contains("data") || line.contains("journal"), "{line}");
+}
+
+/// `reconf --data-dir DIR open …`.
+fn open_in(dir: &std::path::Path) -> common::Run {
+    let mut c = assert_cmd::Command::cargo_bin("reconf").unwrap();
+    let out = c
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["open", "--authority", "a", "--bundle", "device_migration"])
+        .output()
+        .unwrap();
+    common::Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
 }
 
 /// Makes `dir` read-only for this process; returns whether a mount was made (to undo).
