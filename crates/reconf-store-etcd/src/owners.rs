@@ -350,10 +350,10 @@ impl OwnerRegistryEffects for EtcdOwners {
                     // The write can no longer land when it compared the head (that head is
                     // fenced); without a head compare a retry is safe anyway: every write
                     // compares a record carrying a fresh token, or deletes regardless.
+                    // Its effect is there: it landed (a head-guarded write can no longer land
+                    // later), or, for a removal, the record is gone either way.
                     if let Ok(Some(revision)) = self.visible(&txn.owners).await {
-                        if txn.head.is_some() {
-                            return Ok(OwnerTxnDone { committed: None, revision });
-                        }
+                        return Ok(OwnerTxnDone { committed: None, revision });
                     }
                     if Instant::now() + pause >= deadline {
                         return Err(JournalError::Ambiguous {
