@@ -35,7 +35,7 @@ use reconf_effects::{
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::journal::{EtcdJournal, Guard, Guarded};
+use crate::journal::{storage, EtcdJournal, Guard, Guarded};
 use crate::layout::Keys;
 
 /// The lease as this node sees it.
@@ -138,10 +138,6 @@ impl Drop for EtcdOwners {
     }
 }
 
-fn storage(what: &str, e: impl std::fmt::Display) -> JournalError {
-    JournalError::Storage { reason: format!("etcd {what}: {e}") }
-}
-
 async fn timed<T, E: std::fmt::Display>(
     limit: Duration,
     what: &str,
@@ -232,12 +228,8 @@ impl EtcdOwners {
             None
         };
         for write in writes {
-            let (session, expect) = match write {
-                OwnerWrite::Put { session, expect, .. } | OwnerWrite::Delete { session, expect } => {
-                    (session, expect)
-                }
-            };
-            let key = self.keys.owner(session);
+            let key = self.keys.owner(&write.session());
+            let expect = expectation(write);
             match expect {
                 OwnerExpect::Absent => {
                     guard.compares.push(Compare::version(key.clone(), CompareOp::Equal, 0))
@@ -247,7 +239,7 @@ impl EtcdOwners {
                 }
                 OwnerExpect::Anything => {}
             }
-            if !matches!(expect, OwnerExpect::Anything) {
+            if compared(write) {
                 guard.reads.push(TxnOp::get(key.clone(), None));
             }
             guard.ops.push(match write {
@@ -263,14 +255,9 @@ impl EtcdOwners {
 
     /// The compared sessions' records as a failed guard's reads found them.
     fn found(&self, writes: &[OwnerWrite], reads: &[GetResponse]) -> Vec<(SessionId, Option<OwnerEntry>)> {
-        let compared = writes.iter().filter(|w| {
-            !matches!(
-                w,
-                OwnerWrite::Put { expect: OwnerExpect::Anything, .. }
-                    | OwnerWrite::Delete { expect: OwnerExpect::Anything, .. }
-            )
-        });
-        compared
+        writes
+            .iter()
+            .filter(|w| compared(w))
             .zip(reads)
             .map(|(w, r)| {
                 (
@@ -389,6 +376,17 @@ impl OwnerRegistryEffects for EtcdOwners {
     fn events(&self) -> Option<mpsc::UnboundedReceiver<OwnerEvent>> {
         self.events.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
+}
+
+fn expectation(write: &OwnerWrite) -> &OwnerExpect {
+    match write {
+        OwnerWrite::Put { expect, .. } | OwnerWrite::Delete { expect, .. } => expect,
+    }
+}
+
+/// Whether a write compares its record (and so has a read on the failure branch).
+fn compared(write: &OwnerWrite) -> bool {
+    !matches!(expectation(write), OwnerExpect::Anything)
 }
 
 fn ttl_secs(ttl: Duration) -> i64 {
