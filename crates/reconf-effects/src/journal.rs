@@ -160,8 +160,9 @@ impl fmt::Display for Corruption {
     }
 }
 
-/// Why a journal operation failed. A failed `commit` wrote nothing, except
-/// [`JournalError::Ambiguous`], after which the caller must re-read the head.
+/// Why a journal operation failed. A failed `commit` wrote nothing, except when
+/// [`JournalError::outcome_unknown`] holds ([`JournalError::Ambiguous`],
+/// [`JournalError::StorageFull`]), after which the caller must re-read the head.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JournalError {
@@ -186,6 +187,14 @@ pub enum JournalError {
     #[error("journal commit outcome unknown: {reason}")]
     Ambiguous {
         /// What happened.
+        reason: String,
+    },
+    /// The journal's storage is full. A commit that gets this may or may not have been
+    /// written (re-read the head, as after [`JournalError::Ambiguous`]); later commits fail
+    /// the same way until space is freed, and then succeed on the same handle.
+    #[error("journal storage is full, free some space: {reason}")]
+    StorageFull {
+        /// The backend's message.
         reason: String,
     },
     /// A stored record is corrupt or was tampered with.
@@ -246,7 +255,7 @@ impl JournalError {
     /// Whether the failed operation may nonetheless have been written, so the caller must
     /// re-read the head before deciding what happened.
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self, Self::Ambiguous { .. })
+        matches!(self, Self::Ambiguous { .. } | Self::StorageFull { .. })
     }
 }
 

@@ -61,7 +61,7 @@ pub(crate) async fn commit(
     let first = match outcome {
         Ok(committed) => committed.first,
         Err(JournalError::Conflict { actual, .. }) => return Err(Failure::Conflict { actual }),
-        Err(e @ JournalError::Ambiguous { .. }) => match landed(journal, head, facts).await {
+        Err(e) if e.outcome_unknown() => match landed(journal, head, facts).await {
             Some(first) => {
                 tracing::info!(name: crate::events::COMMIT_RESOLVED, first, facts = facts.len(), "an ambiguous commit landed");
                 first
@@ -93,15 +93,13 @@ pub(crate) async fn commit_shared(
         Err(OwnerTxnError::Journal(JournalError::Conflict { actual, .. })) => {
             return Err(Failure::Conflict { actual })
         }
-        Err(OwnerTxnError::Journal(e @ JournalError::Ambiguous { .. })) => {
-            match landed(journal, head, facts).await {
-                Some(first) => {
-                    tracing::info!(name: crate::events::COMMIT_RESOLVED, first, facts = facts.len(), "an ambiguous commit landed");
-                    Landed { first, revision: 0 }
-                }
-                None => return Err(Failure::Failed(e)),
+        Err(OwnerTxnError::Journal(e)) if e.outcome_unknown() => match landed(journal, head, facts).await {
+            Some(first) => {
+                tracing::info!(name: crate::events::COMMIT_RESOLVED, first, facts = facts.len(), "an ambiguous commit landed");
+                Landed { first, revision: 0 }
             }
-        }
+            None => return Err(Failure::Failed(e)),
+        },
         Err(OwnerTxnError::Journal(e)) => return Err(Failure::Failed(e)),
         Err(OwnerTxnError::Fenced { found }) => return Err(Failure::Fenced(found)),
         // The lease lapsed after the batch was checked: nothing was written; checked again,

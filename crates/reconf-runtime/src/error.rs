@@ -46,7 +46,8 @@ pub enum ManagerError {
     /// acknowledged.
     ///
     /// Before answering, the manager read the journal back: a write whose outcome was
-    /// unknown ([`JournalError::Ambiguous`]) and that did land is answered `Ok`, not with
+    /// unknown ([`JournalError::outcome_unknown`]: `Ambiguous`, or `StorageFull` when the
+    /// disk filled up) and that did land is answered `Ok`, not with
     /// this error, and anything else the journal holds is applied. So after this error the
     /// manager's state is the journal's, as far as it could be read; the change is in it
     /// only if the journal holds it and could not be read back (then a later read of the

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::frame;
 use crate::options::RocksJournalOptions;
+use crate::slot::Slot;
 use crate::store::{self, storage};
 use crate::verify::{self, VerifyReport};
 use crate::writer::{Request, Writer};
@@ -27,7 +28,7 @@ use crate::writer::{Request, Writer};
 /// writer after its current group and waits for it, which releases the database; prefer
 /// [`RocksJournal::close`] in async code, which waits off the async worker threads.
 pub struct RocksJournal {
-    db: Arc<DB>,
+    slot: Arc<Slot>,
     path: PathBuf,
     head: Arc<AtomicU64>,
     signal: HeadSignal,
@@ -61,17 +62,18 @@ impl RocksJournal {
     /// started.
     pub fn open(path: impl AsRef<Path>, options: RocksJournalOptions) -> Result<Self, JournalError> {
         let path = path.as_ref().to_path_buf();
-        let db = Arc::new(store::open_db(&path, &options)?);
+        let db = store::open_db(&path, &options)?;
         let tail = store::load_tail(&db)?;
         if options.verify_on_open {
             verify::verify(&db)?;
         }
         let snapshots = store::snapshot_sequences(&db)?;
+        let slot = Arc::new(Slot::new(db, path.clone(), options.clone()));
         let head = Arc::new(AtomicU64::new(tail.head.unwrap_or(0)));
         let signal = HeadSignal::new(tail.head.unwrap_or(0));
         let (tx, rx) = mpsc::channel(options.queue_capacity.get());
         let writer = Writer::new(
-            Arc::clone(&db),
+            Arc::clone(&slot),
             tail,
             Arc::clone(&head),
             signal.clone(),
@@ -89,7 +91,7 @@ impl RocksJournal {
             head = ?tail.head,
             "journal opened"
         );
-        Ok(Self { db, path, head, signal, tx: Some(tx), writer: Some(writer) })
+        Ok(Self { slot, path, head, signal, tx: Some(tx), writer: Some(writer) })
     }
 
     /// The directory of the database.
@@ -138,8 +140,8 @@ impl RocksJournal {
         &self,
         f: impl FnOnce(&DB) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalError> {
-        let db = Arc::clone(&self.db);
-        run_blocking(move || f(&db)).await.and_then(|inner| inner)
+        let slot = Arc::clone(&self.slot);
+        run_blocking(move || f(&*slot.get()?)).await.and_then(|inner| inner)
     }
 }
 

@@ -38,10 +38,15 @@
 //!   [`reconf_effects::JournalError::UnsupportedFormat`].
 //! - **Checked at open.** The head and its chain hash are recovered from the metadata and
 //!   cross-checked against the last stored record.
-//! - **A failed write stops the writer.** If RocksDB rejects a write, the callers of that
-//!   group get [`reconf_effects::JournalError::Ambiguous`] (the write may still surface
-//!   after a restart) and every later request a storage error until the journal is
-//!   reopened, which recovers the true head from disk.
+//! - **A failed write is recovered from, not fatal.** If RocksDB rejects a write, the
+//!   callers of that group get [`reconf_effects::JournalError::Ambiguous`] — or
+//!   [`reconf_effects::JournalError::StorageFull`] when the disk is full — because the
+//!   write may still surface. RocksDB then refuses all writes, so before the next group
+//!   the writer closes and reopens the database, which recovers the true head from disk
+//!   (the failed group is in it only if it became durable). While the disk is still full,
+//!   that reopen is not tried: a 1 MiB probe fails first, the request gets `StorageFull`,
+//!   and reads go on. Once space is freed, the same handle writes again without a restart.
+//!   Reads wait for a reopen in progress, for at most 10 seconds.
 //!
 //! ## On-disk layout
 //!
@@ -83,6 +88,7 @@ mod frame;
 mod journal;
 pub mod layout;
 mod options;
+mod slot;
 mod store;
 mod verify;
 mod writer;

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::frame::{self, Hash};
 use crate::layout::{META_CF, META_HEAD_KEY, RECORDS_CF, SNAPSHOTS_CF};
+use crate::slot::{self, Slot};
 use crate::store::{self, cf, Tail};
 
 /// One request to the writer.
@@ -46,7 +47,7 @@ enum Outcome {
 }
 
 pub(crate) struct Writer {
-    db: Arc<DB>,
+    slot: Arc<Slot>,
     tail: Tail,
     /// The durable head as the async side sees it (0 = empty).
     published: Arc<AtomicU64>,
@@ -55,13 +56,14 @@ pub(crate) struct Writer {
     max_group: usize,
     snapshots: BTreeSet<Sequence>,
     snapshots_to_keep: usize,
-    /// Set after a failed write: the running head can no longer be trusted.
-    poisoned: Option<String>,
+    /// Set after a failed write: RocksDB refuses writes until the database is reopened,
+    /// which the next group does first, taking the head from disk.
+    suspect: bool,
 }
 
 impl Writer {
     pub(crate) fn new(
-        db: Arc<DB>,
+        slot: Arc<Slot>,
         tail: Tail,
         published: Arc<AtomicU64>,
         signal: HeadSignal,
@@ -69,7 +71,7 @@ impl Writer {
         snapshots: BTreeSet<Sequence>,
         snapshots_to_keep: usize,
     ) -> Self {
-        Self { db, tail, published, signal, max_group, snapshots, snapshots_to_keep, poisoned: None }
+        Self { slot, tail, published, signal, max_group, snapshots, snapshots_to_keep, suspect: false }
     }
 
     /// Serves requests until every sender is gone.
@@ -88,9 +90,10 @@ impl Writer {
         // Everything acknowledged is already in the synced WAL; flushing the memtables on a
         // clean stop only spares the next open from replaying that WAL (seconds for a large
         // journal). A failed flush loses nothing, so it is logged, not returned.
+        let Ok(db) = self.slot.get() else { return };
         for name in [RECORDS_CF, META_CF, SNAPSHOTS_CF] {
-            if let Some(cf) = self.db.cf_handle(name) {
-                if let Err(e) = self.db.flush_cf(cf) {
+            if let Some(cf) = db.cf_handle(name) {
+                if let Err(e) = db.flush_cf(cf) {
                     tracing::warn!(name: "reconf.journal.flush_failed", column_family = name, error = %e);
                 }
             }
@@ -99,48 +102,35 @@ impl Writer {
     }
 
     fn process(&mut self, group: &mut Vec<Request>) {
-        if let Some(reason) = &self.poisoned {
-            let err = JournalError::Storage { reason: reason.clone() };
-            for request in group.drain(..) {
-                match request {
-                    Request::Commit { reply, .. } => drop(reply.send(Err(err.clone()))),
-                    Request::Snapshot { reply, .. } => drop(reply.send(Err(err.clone()))),
-                }
-            }
-            return;
-        }
+        let db = match self.database() {
+            Ok(db) => db,
+            Err(e) => return refuse(group, &e),
+        };
         let durable = self.tail;
         let mut batch = WriteBatch::default();
-        let outcomes = match self.plan(group, &mut batch) {
+        let outcomes = match self.plan(&db, group, &mut batch) {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 // Only a missing column family gets here, before anything was written.
                 self.tail = durable;
-                for request in group.drain(..) {
-                    match request {
-                        Request::Commit { reply, .. } => drop(reply.send(Err(e.clone()))),
-                        Request::Snapshot { reply, .. } => drop(reply.send(Err(e.clone()))),
-                    }
-                }
-                return;
+                return refuse(group, &e);
             }
         };
         let written = if batch.is_empty() {
             Ok(())
         } else {
-            self.db.write_opt(batch, &store::synced()).map_err(|e| e.to_string())
+            db.write_opt(batch, &store::synced()).map_err(|e| Failed {
+                full: slot::is_no_space(&e),
+                reason: format!("journal write failed: {e}"),
+            })
         };
+        drop(db);
         match &written {
-            Ok(()) => {
-                let head = self.tail.head.unwrap_or(0);
-                self.published.store(head, Ordering::Release);
-                self.signal.publish(head);
-            }
-            Err(reason) => {
+            Ok(()) => self.publish(),
+            Err(failed) => {
                 self.tail = durable;
-                let reason = format!("journal write failed: {reason}; reopen the journal to recover");
-                tracing::error!(name: "reconf.journal.write_failed", reason = %reason, "journal write failed");
-                self.poisoned = Some(reason);
+                self.suspect = true;
+                tracing::error!(name: "reconf.journal.write_failed", reason = %failed.reason, full = failed.full, "journal write failed");
             }
         }
         let groups = outcomes.len();
@@ -150,16 +140,38 @@ impl Writer {
         tracing::trace!(name: "reconf.journal.group_committed", requests = groups, head = ?self.tail.head);
     }
 
+    /// The database to write to: after a failed write, a freshly reopened one whose head
+    /// is read from disk (the failed batch is there only if RocksDB made it durable).
+    fn database(&mut self) -> Result<Arc<DB>, JournalError> {
+        if !self.suspect {
+            return self.slot.get();
+        }
+        let db = self.slot.reopen()?;
+        self.tail = store::load_tail(&db)?;
+        self.snapshots = store::snapshot_sequences(&db)?;
+        self.suspect = false;
+        self.publish();
+        tracing::info!(name: "reconf.journal.reopened", head = ?self.tail.head, "journal reopened after a failed write");
+        Ok(db)
+    }
+
+    fn publish(&self) {
+        let head = self.tail.head.unwrap_or(0);
+        self.published.store(head, Ordering::Release);
+        self.signal.publish(head);
+    }
+
     /// Decides every request of the group against the running head and adds the writes of
     /// the accepted ones to `batch`.
     fn plan(
         &mut self,
+        db: &DB,
         group: &mut Vec<Request>,
         batch: &mut WriteBatch,
     ) -> Result<Vec<Outcome>, JournalError> {
-        let records = cf(&self.db, RECORDS_CF)?;
-        let meta = cf(&self.db, META_CF)?;
-        let snapshots_cf = cf(&self.db, SNAPSHOTS_CF)?;
+        let records = cf(db, RECORDS_CF)?;
+        let meta = cf(db, META_CF)?;
+        let snapshots_cf = cf(db, SNAPSHOTS_CF)?;
         let group_start = self.tail.head;
         let mut outcomes = Vec::with_capacity(group.len());
         let mut appended = false;
@@ -244,19 +256,53 @@ fn append(
     Ok((Committed { first, last }, hash))
 }
 
-fn reply(outcome: Outcome, failed: Option<&String>) {
+/// Why a group's write failed.
+struct Failed {
+    /// The disk is full: RocksDB's ENOSPC.
+    full: bool,
+    reason: String,
+}
+
+impl Failed {
+    /// The error of a request the failed write carried: it may or may not be on disk.
+    fn unknown(&self) -> JournalError {
+        let reason = self.reason.clone();
+        if self.full {
+            JournalError::StorageFull { reason }
+        } else {
+            JournalError::Ambiguous { reason }
+        }
+    }
+
+    /// The error of a request that was not in the write but depended on it.
+    fn refused(&self) -> JournalError {
+        let reason = self.reason.clone();
+        if self.full {
+            JournalError::StorageFull { reason }
+        } else {
+            JournalError::Storage { reason }
+        }
+    }
+}
+
+fn refuse(group: &mut Vec<Request>, e: &JournalError) {
+    for request in group.drain(..) {
+        match request {
+            Request::Commit { reply, .. } => drop(reply.send(Err(e.clone()))),
+            Request::Snapshot { reply, .. } => drop(reply.send(Err(e.clone()))),
+        }
+    }
+}
+
+fn reply(outcome: Outcome, failed: Option<&Failed>) {
     // A caller that stopped waiting drops its receiver; its outcome is still what happened.
     match outcome {
         Outcome::Committed(reply, committed) => {
-            let result = match failed {
-                None => Ok(committed),
-                Some(reason) => Err(JournalError::Ambiguous { reason: reason.clone() }),
-            };
-            drop(reply.send(result));
+            drop(reply.send(failed.map_or(Ok(committed), |f| Err(f.unknown()))));
         }
         Outcome::Conflict { reply, expected, actual, speculative } => {
             let result = match failed {
-                Some(reason) if speculative => Err(JournalError::Storage { reason: reason.clone() }),
+                Some(f) if speculative => Err(f.refused()),
                 _ => Err(JournalError::Conflict { expected, actual }),
             };
             drop(reply.send(result));
@@ -264,7 +310,7 @@ fn reply(outcome: Outcome, failed: Option<&String>) {
         Outcome::CommitRefused(reply, e) => drop(reply.send(Err(e))),
         Outcome::Snapshot(reply, result) => {
             let result = match (result, failed) {
-                (Ok(()), Some(reason)) => Err(JournalError::Storage { reason: reason.clone() }),
+                (Ok(()), Some(f)) => Err(f.refused()),
                 (result, _) => result,
             };
             drop(reply.send(result));

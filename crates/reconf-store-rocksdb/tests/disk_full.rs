@@ -1,0 +1,147 @@
+//! Disk full: the journal on a small filesystem that fills up.
+//!
+//! The test re-runs itself in a private mount namespace (`unshare --mount`, with a user
+//! namespace when not root), where it mounts a size-limited tmpfs, so the filesystem
+//! disappears with the child whatever happens to it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use reconf_effects::{ExpectedHead, JournalEffects, JournalError};
+
+const WORKER_ENV: &str = "RECONF_DISK_FULL_WORKER";
+
+/// Facts per commit.
+const BATCH: u64 = 50;
+
+#[test]
+fn a_full_disk_refuses_commits_keeps_reads_and_the_same_handle_resumes() {
+    if std::env::var_os(WORKER_ENV).is_some() {
+        return;
+    }
+    let mut cmd = Command::new("unshare");
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        cmd.args(["--user", "--map-root-user"]);
+    }
+    cmd.args(["--mount", "--propagation", "private", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["disk_full_worker", "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
+        .env(WORKER_ENV, "1");
+    let out = cmd.output().expect("run unshare (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    assert!(
+        out.status.success(),
+        "worker {}:\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Not a test on its own: the test above runs it in a private mount namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "runs inside a_full_disk_refuses_commits_keeps_reads_and_the_same_handle_resumes"]
+async fn disk_full_worker() {
+    if std::env::var_os(WORKER_ENV).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"]).arg(mnt).status();
+    assert!(mounted.is_ok_and(|s| s.success()), "mounting a tmpfs in the private namespace failed");
+    let dir = mnt.join("journal");
+    let journal = open(&dir);
+    // Facts are numbered 1, 2, ... in journal order; a commit carries the next `BATCH`.
+    let mut head = 0;
+    let batch = |head: u64| (1..=BATCH).map(|i| fact(u128::from(head + i))).collect::<Vec<_>>();
+    for _ in 0..10 {
+        head = journal.commit(batch(head), ExpectedHead::after(head)).await.unwrap().last;
+    }
+    let filler = fill(mnt);
+
+    // Commits go on into the last free pages, then one hits the full disk.
+    let mut full = None;
+    for _ in 0..100_000 {
+        match journal.commit(batch(head), ExpectedHead::after(head)).await {
+            Ok(c) => head = c.last,
+            Err(e) => {
+                full = Some(e);
+                break;
+            }
+        }
+    }
+    let full = full.expect("the disk filled up");
+    assert!(matches!(full, JournalError::StorageFull { .. }), "{full:?}");
+    assert!(full.outcome_unknown());
+    let acknowledged = head;
+
+    // While the disk stays full: every commit is refused the same way, reads go on.
+    for _ in 0..3 {
+        let e = journal.commit(batch(head), ExpectedHead::after(head)).await.unwrap_err();
+        assert!(matches!(e, JournalError::StorageFull { .. }), "{e:?}");
+    }
+    assert_contiguous(&journal, acknowledged).await;
+
+    // Space freed: the same handle writes again. The refused commits were written only if
+    // RocksDB made them durable, so the head may have moved by whole commits past the
+    // acknowledged one, never inside one.
+    std::fs::remove_file(&filler).unwrap();
+    let resumed = Instant::now();
+    let after = loop {
+        match journal.commit(batch(head), ExpectedHead::after(head)).await {
+            Ok(c) => break c,
+            Err(JournalError::Conflict { actual: Some(actual), .. }) if actual > head => head = actual,
+            Err(e) if resumed.elapsed() < Duration::from_secs(10) => {
+                println!("after freeing space: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("still refused 10 s after space was freed: {e}"),
+        }
+    };
+    assert_eq!((after.last - acknowledged) % BATCH, 0, "{after:?} after {acknowledged}");
+    let head = after.last;
+    assert_contiguous(&journal, head).await;
+    assert_eq!(journal.verify().await.unwrap().head, Some(head));
+    journal.close().await.unwrap();
+
+    let journal = open(&dir);
+    assert_eq!(journal.verify().await.unwrap().head, Some(head));
+    assert_contiguous(&journal, head).await;
+    journal.close().await.unwrap();
+    println!(
+        "disk full after {acknowledged} acknowledged records; writes resumed {:?} after space was freed; \
+         reopened at head {head}",
+        resumed.elapsed()
+    );
+}
+
+/// Records `1..=head` are facts `1..=head`, in order.
+async fn assert_contiguous(journal: &impl JournalEffects, head: u64) {
+    let records = journal.read(1, usize::try_from(head).unwrap()).await.unwrap();
+    assert_eq!(records.len() as u64, head);
+    for (r, n) in records.iter().zip(1u128..) {
+        assert_eq!((r.sequence, fact_id(&r.fact)), (n as u64, n));
+    }
+}
+
+/// Fills the filesystem at `mnt` with one file; returns its path.
+fn fill(mnt: &Path) -> std::path::PathBuf {
+    let path = mnt.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0u8; 4096];
+    loop {
+        match f.write_all(&chunk) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+            Err(e) => panic!("filling: {e}"),
+        }
+    }
+    path
+}
