@@ -110,6 +110,11 @@ pub(crate) struct SimulateArgs {
     /// Print the summary as one JSON object (no progress bar).
     #[arg(long)]
     pub(crate) json: bool,
+    /// Print a line on stdout the moment each change is acknowledged, before the summary:
+    /// `ack open SESSION AUTHORITY` and `ack delegate SEQUENCE SESSION FROM TO GENERATION`
+    /// (ids in full). For crash tests: what was printed must survive a kill -9.
+    #[arg(long)]
+    pub(crate) print_acks: bool,
     /// Serve the manager's metrics in the Prometheus text format on this address
     /// (`http://ADDR/metrics`, any path) while the run lasts, e.g. `127.0.0.1:9000`.
     #[arg(long, value_name = "ADDR")]

@@ -137,13 +137,22 @@ pub fn upgrade_json(data: &[u8]) {
     }
 }
 
-/// A `.choreo` protocol spec: parsing returns a spec or a typed error, never a panic.
+/// A `.choreo` protocol spec: parsing returns a spec or a typed error, never a panic, and a
+/// spec that parses prints back to text that parses to the same spec.
 pub fn choreo_spec(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(spec) = reconf_manifests::spec::parse("fuzz.choreo", text) {
         // What parsed once parses the same way again (the parser keeps no state).
         let again = reconf_manifests::spec::parse("fuzz.choreo", text).expect("it parsed before");
-        assert_eq!(format!("{again:?}"), format!("{spec:?}"));
+        assert_eq!(again, spec);
+        // It re-emits to an equivalent spec: the printed text parses to the same protocol
+        // (declared, now, on the printed first line), and printing that changes nothing.
+        let printed = spec.to_string();
+        let reparsed = reconf_manifests::spec::parse("fuzz.choreo", &printed)
+            .unwrap_or_else(|e| panic!("the printed spec does not parse: {e}\n{printed}"));
+        let declared_at = reparsed.declared_at.clone();
+        assert_eq!(reparsed, reconf_manifests::spec::ProtocolSpec { declared_at, ..spec });
+        assert_eq!(reparsed.to_string(), printed);
     }
 }
 

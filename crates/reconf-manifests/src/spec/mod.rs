@@ -1,4 +1,4 @@
-//! The `.choreo` protocol spec format: parser and validator.
+//! The `.choreo` protocol spec format: parser, validator and printer.
 //!
 //! The grammar is described in the [crate documentation](crate#protocol-specs). Everything
 //! here is a pure function over text: the caller reads the files (`cargo xtask codegen`, or
@@ -26,6 +26,7 @@
 mod error;
 mod lexer;
 mod parser;
+mod print;
 
 use std::collections::{BTreeMap, BTreeSet};
 

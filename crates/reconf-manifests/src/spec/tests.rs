@@ -197,3 +197,33 @@ fn every_error_message_starts_with_its_position() {
         assert!(e.to_string().starts_with(&format!("{}: ", e.location())), "{e}");
     }
 }
+
+/// Printing a spec and parsing the text gives the same spec (its declaration then sits at
+/// the printed `protocol` line).
+fn assert_reprints(spec: &ProtocolSpec) {
+    let printed = spec.to_string();
+    let again = parse("t.choreo", &printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+    assert_eq!(again, ProtocolSpec { declared_at: at(1, 10), ..spec.clone() }, "{printed}");
+    assert_eq!(again.to_string(), printed, "printing is a fixed point");
+}
+
+#[test]
+fn a_printed_spec_parses_back_to_itself() {
+    let spec = parse(
+        "t.choreo",
+        "protocol demo.p\nnamespace demo\nroles roles, B, C\n\
+         roles -> B : Hello @link bundle = x, exports = [x.a, x.b], imports = x.a\n\
+         B -> C : Pass\n  @link bundle = y, role = C, imports = [x.b]\n  @link bundle = x.y @link bundle = z\n\
+         C -> roles : Done\n",
+    )
+    .unwrap();
+    assert_reprints(&spec);
+    for (name, text) in [
+        ("device_enrollment", include_str!("../../protocols/device_enrollment.choreo")),
+        ("epoch_rotation", include_str!("../../protocols/epoch_rotation.choreo")),
+        ("guardian_membership", include_str!("../../protocols/guardian_membership.choreo")),
+    ] {
+        let shipped = parse("t.choreo", text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_reprints(&shipped);
+    }
+}

@@ -194,6 +194,7 @@ async fn simulate(
                 bundles: bundles.clone(),
                 invalid_fraction: args.invalid_fraction,
                 handoff_fraction: args.handoff_fraction,
+                print_acks: args.print_acks,
             })
         })
         .collect();

@@ -64,6 +64,28 @@ pub(super) struct Env {
     pub(super) unknown_bundle: BundleId,
     pub(super) invalid_fraction: f64,
     pub(super) handoff_fraction: f64,
+    /// `--print-acks`.
+    pub(super) print_acks: bool,
+}
+
+impl Env {
+    /// Prints an acknowledgement line and flushes it, so a kill right after loses none.
+    fn ack(&self, line: std::fmt::Arguments<'_>) {
+        if self.print_acks {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            // A closed stdout only loses the crash-test trail, never the run.
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        }
+    }
+
+    fn ack_delegation(&self, o: &DelegationOutcome) {
+        let r = &o.receipt;
+        self.ack(format_args!(
+            "ack delegate {} {} {} {} {}",
+            r.sequence, r.session, r.from, r.to, r.generation
+        ));
+    }
 }
 
 /// One caller's counts.
@@ -119,6 +141,7 @@ pub(super) async fn open_sessions(
     for a in sessions {
         match env.manager.open_session(a.session, a.holder, Some(a.bundle.clone())).await {
             Ok(_) => {
+                env.ack(format_args!("ack open {} {}", a.session, a.holder));
                 tally.opened += 1;
                 opened.push(a);
             }
@@ -243,7 +266,10 @@ async fn request(env: &Env, a: &Assigned, rng: &mut StdRng, tally: &mut Tally) {
         tally.latencies_us.push(micros(started));
         match result {
             Ok(o) => match check_outcome(&o.delegation, &plain) {
-                Ok(()) if o.ownership.to_generation == o.delegation.receipt.generation => tally.handoffs += 1,
+                Ok(()) if o.ownership.to_generation == o.delegation.receipt.generation => {
+                    env.ack_delegation(&o.delegation);
+                    tally.handoffs += 1;
+                }
                 Ok(()) => tally.unexpected(format!(
                     "handoff of {}: owner generation {} but session generation {}",
                     a.session, o.ownership.to_generation, o.delegation.receipt.generation
@@ -260,7 +286,10 @@ async fn request(env: &Env, a: &Assigned, rng: &mut StdRng, tally: &mut Tally) {
     tally.latencies_us.push(micros(started));
     match result {
         Ok(o) => match check_outcome(&o, &plain) {
-            Ok(()) => tally.plain += 1,
+            Ok(()) => {
+                env.ack_delegation(&o);
+                tally.plain += 1;
+            }
             Err(why) => tally.unexpected(why),
         },
         Err(e) => tally.unexpected(format!("valid delegation of {} rejected: {e}", a.session)),
