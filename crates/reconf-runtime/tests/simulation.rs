@@ -1,7 +1,8 @@
 //! A deterministic whole-manager simulation, in the spirit of FoundationDB's: one seed
 //! drives the real `ReconfigurationManager` (memory journal behind a `FaultyJournal`, a
 //! `SimulatedClock`, switchable capabilities) on a current-thread runtime through a random
-//! mix of every session operation from concurrent callers — valid and invalid requests,
+//! mix of every public operation from concurrent callers (bundles, sessions, live owners,
+//! membership seeding and staged upgrades) — valid and invalid requests,
 //! commit faults of every kind, failed reads, clock failures, capability flips, and crashes
 //! (the runtime dropped with commands in flight, the manager reopened on the same journal)
 //! — and checks it against a deliberately naive model after every step.
@@ -13,13 +14,19 @@
 //! (one per session, generations only grow, stale and forged handles refused). A crash
 //! reopens from the journal: every acknowledged change is still there.
 //!
-//! `cargo test --release -p reconf-runtime --test simulation` runs `SIM_SEEDS` seeds
+//! Upgrades run only in steps without an injected commit fault (they are multi-phase, and
+//! the model does not guess which phase a fault lands in); crashes and reopens do follow
+//! them, so their journaled phases are replayed and checked.
+//!
+//! `cargo test --release -p reconf-runtime --features upgrade-executor --test simulation`
+//! runs `SIM_SEEDS` seeds
 //! (default 500); a failure prints its seed and the step it failed at, and
 //! `REPRO_SEED=<seed>` replays exactly that run. The ignored `long_simulation` runs
 //! `SIM_LONG_STEPS` steps (default 10 million) over consecutive seeds.
+#![cfg(feature = "upgrade-executor")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -27,6 +34,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reconf_effects::capability::CapabilityError;
 use reconf_effects::CommitFault;
+use reconf_runtime::upgrade::{
+    CompatibilityContract, Member, OnHistory, PlanId, RuntimeUpgradeRequest, StepId, UpgradeId, UpgradePlan,
+    UpgradeStep,
+};
 use reconf_runtime::*;
 
 const SESSIONS: u128 = 24;
@@ -41,6 +52,18 @@ fn auth(n: u128) -> AuthorityId {
 }
 fn bundle(n: u8) -> BundleId {
     BundleId::new(format!("sim-bundle-{n}")).unwrap()
+}
+fn member(n: u8) -> Member {
+    Member::new(format!("m{n}")).unwrap()
+}
+fn upgrade_request(id: &UpgradeId, steps: &[Vec<Member>]) -> RuntimeUpgradeRequest {
+    let steps = steps
+        .iter()
+        .enumerate()
+        .map(|(i, members)| UpgradeStep::new(StepId::new(format!("step-{i}")).unwrap(), members.clone()))
+        .collect();
+    let plan = UpgradePlan::new(PlanId::new(format!("plan-{id}")).unwrap(), steps);
+    RuntimeUpgradeRequest::new(id.clone(), plan, CompatibilityContract::default())
 }
 
 /// Capabilities the driver flips between steps.
@@ -67,6 +90,32 @@ struct Model {
     registered: Vec<BundleId>,
     sessions: BTreeMap<SessionId, MSession>,
     live: BTreeMap<SessionId, OwnedSession>,
+    upgrades: BTreeMap<BundleId, MUpgrade>,
+}
+
+/// A seeded bundle: its epoch, members, and each upgrade id run so far with whether it
+/// committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct MUpgrade {
+    epoch: u64,
+    members: BTreeSet<Member>,
+    runs: BTreeMap<UpgradeId, bool>,
+}
+
+impl MUpgrade {
+    /// The one plan rule the generated plans can break: ownership continuity, every step
+    /// sharing a member with the membership before it.
+    fn continuous(&self, steps: &[Vec<Member>]) -> bool {
+        let mut before = self.members.clone();
+        for step in steps {
+            let next: BTreeSet<Member> = step.iter().cloned().collect();
+            if before.is_disjoint(&next) {
+                return false;
+            }
+            before = next;
+        }
+        true
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +138,8 @@ enum Op {
     CloseOwned { handle: OwnedSession },
     Register { b: BundleId },
     Link { left: BundleId, right: BundleId, linked: BundleId },
+    Seed { b: BundleId, members: Vec<Member> },
+    Upgrade { b: BundleId, id: UpgradeId, steps: Vec<Vec<Member>> },
 }
 
 /// The session a bundle operation is filed under: none of the pool's.
@@ -103,12 +154,12 @@ impl Op {
             Op::Handoff { handle, .. } | Op::Detach { handle } | Op::CloseOwned { handle } => {
                 handle.session()
             }
-            Op::Register { .. } | Op::Link { .. } => no_session(),
+            Op::Register { .. } | Op::Link { .. } | Op::Seed { .. } | Op::Upgrade { .. } => no_session(),
         }
     }
 
     fn needs_gate(&self) -> bool {
-        matches!(self, Op::Delegate { .. } | Op::Handoff { .. } | Op::Link { .. })
+        matches!(self, Op::Delegate { .. } | Op::Handoff { .. } | Op::Link { .. } | Op::Upgrade { .. })
     }
 }
 
@@ -153,6 +204,12 @@ async fn run_op(m: &ReconfigurationManager, op: Op) -> Answer {
         Op::CloseOwned { handle } => kind(m.close_owned_session(&handle).await, |_| Answer::Unit),
         Op::Register { b } => kind(m.register_bundle(ComposedBundle::new(b)).await, |_| Answer::Unit),
         Op::Link { left, right, linked } => kind(m.link_bundles(left, right, linked).await, |_| Answer::Unit),
+        Op::Seed { b, members } => {
+            kind(m.seed_membership(b, members, OnHistory::Refuse).await, |s| Answer::Generation(s.epoch))
+        }
+        Op::Upgrade { b, id, steps } => {
+            kind(m.execute_upgrade(b, upgrade_request(&id, &steps), None).await, |_| Answer::Unit)
+        }
     }
 }
 
@@ -272,6 +329,32 @@ impl Model {
                 }
                 Ok(())
             }
+            Op::Seed { b, .. } if !self.registered(b) => Err("unknown_bundle"),
+            // Seeded already: it has history.
+            Op::Seed { b, .. } if self.upgrades.contains_key(b) => Err("upgrade"),
+            Op::Seed { .. } => Ok(()),
+            Op::Upgrade { b, id, steps } => {
+                let Some(u) = self.upgrades.get(b) else { return Err("upgrade") };
+                match u.runs.get(id) {
+                    // A repeated id answers with its record, without running again.
+                    Some(true) => Ok(()),
+                    Some(false) => Err("upgrade_not_committed"),
+                    None if u.continuous(steps) => Ok(()),
+                    None => Err("upgrade"),
+                }
+            }
+        }
+    }
+
+    /// Learns from a refusal that still journaled something: an invalid plan is recorded
+    /// (staged, then failed) under its id.
+    fn refused(&mut self, op: &Op, error: &str) {
+        if let (Op::Upgrade { b, id, steps }, "upgrade") = (op, error) {
+            if let Some(u) = self.upgrades.get_mut(b) {
+                if !u.runs.contains_key(id) && !u.continuous(steps) {
+                    u.runs.insert(id.clone(), false);
+                }
+            }
         }
     }
 
@@ -311,6 +394,20 @@ impl Model {
             }
             Op::Register { b } => self.registered.push(b.clone()),
             Op::Link { linked, .. } => self.registered.push(linked.clone()),
+            Op::Seed { b, members } => {
+                let Answer::Generation(epoch) = answer else { return };
+                let members = members.iter().cloned().collect();
+                self.upgrades.insert(b.clone(), MUpgrade { epoch: *epoch, members, runs: BTreeMap::new() });
+            }
+            Op::Upgrade { b, id, steps } => {
+                let Some(u) = self.upgrades.get_mut(b) else { return };
+                if u.runs.contains_key(id) {
+                    return;
+                }
+                u.epoch += steps.len() as u64;
+                u.members = steps.last().map(|m| m.iter().cloned().collect()).unwrap_or_default();
+                u.runs.insert(id.clone(), true);
+            }
         }
     }
 
@@ -376,6 +473,8 @@ struct SimStats {
     gate_flips: u64,
     crashes: u64,
     snapshot_faults: u64,
+    /// Seedings and upgrades accepted.
+    upgrades: u64,
 }
 
 impl std::ops::AddAssign for SimStats {
@@ -390,6 +489,7 @@ impl std::ops::AddAssign for SimStats {
         self.gate_flips += o.gate_flips;
         self.crashes += o.crashes;
         self.snapshot_faults += o.snapshot_faults;
+        self.upgrades += o.upgrades;
     }
 }
 
@@ -427,9 +527,23 @@ impl Sim {
 
     /// A random bundle operation: registering (sometimes a name already taken) or linking
     /// two registered bundles into a new one (sometimes invalid).
-    fn bundle_op(&mut self) -> Op {
+    fn bundle_op(&mut self, upgrades: bool) -> Op {
         let r = &mut self.rng;
         let pick = |r: &mut StdRng, pool: &[BundleId]| pool[r.random_range(0..pool.len())].clone();
+        if upgrades && r.random_bool(0.5) {
+            // Mostly registered bundles, sometimes bundle 2, which never is.
+            let b = if r.random_bool(0.9) { pick(r, &self.model.registered) } else { bundle(2) };
+            let members = |r: &mut StdRng| -> Vec<Member> {
+                let n = r.random_range(1..=3);
+                (0..n).map(|_| member(r.random_range(0..5))).collect::<BTreeSet<_>>().into_iter().collect()
+            };
+            if r.random_bool(0.25) {
+                return Op::Seed { b, members: members(r) };
+            }
+            let id = UpgradeId::new(format!("u{}", r.random_range(0..12))).unwrap();
+            let steps = (0..r.random_range(1..=2)).map(|_| members(r)).collect();
+            return Op::Upgrade { b, id, steps };
+        }
         let fresh = BundleId::new(format!("sim-extra-{}", r.random_range(0..6))).unwrap();
         if r.random_bool(0.4) {
             let b = if r.random_bool(0.7) { fresh } else { pick(r, &self.model.registered) };
@@ -528,8 +642,8 @@ impl Sim {
         let k = self.rng.random_range(1..=6);
         let mut sessions: Vec<SessionId> = (0..SESSIONS).map(sid).collect();
         let mut ops = Vec::new();
-        if self.rng.random_bool(0.1) {
-            ops.push(self.bundle_op());
+        if self.rng.random_bool(0.15) {
+            ops.push(self.bundle_op(!faulted));
         }
         for _ in 0..k {
             let i = self.rng.random_range(0..sessions.len());
@@ -568,7 +682,10 @@ impl Sim {
                 (Ok(()), Answer::Err(e)) => {
                     return Err(format!("{op:?}: the model accepts it, the manager said {e}"))
                 }
-                (Err(e), Answer::Err(got)) if e == got => self.stats.refused += 1,
+                (Err(e), Answer::Err(got)) if e == got => {
+                    self.model.refused(op, got);
+                    self.stats.refused += 1;
+                }
                 (Err(e), got) => {
                     return Err(format!("{op:?}: the model expects {e}, the manager said {got:?}"))
                 }
@@ -584,6 +701,7 @@ impl Sim {
                     }
                     self.model.apply(op, got);
                     self.stats.accepted += 1;
+                    self.stats.upgrades += u64::from(matches!(op, Op::Upgrade { .. } | Op::Seed { .. }));
                     writes |= !matches!(op, Op::Attach { .. } | Op::Detach { .. });
                 }
             }
@@ -623,6 +741,22 @@ impl Sim {
         want.sort();
         if bundles != want {
             return Err(format!("bundles: the manager has {bundles:?}, the model {want:?}"));
+        }
+        for b in &bundles {
+            let got = m.upgrade_snapshot(b).map(|u| {
+                let runs = u
+                    .executions
+                    .iter()
+                    .map(|x| {
+                        (x.upgrade_id.clone(), x.outcome() == Some(upgrade::UpgradePhase::CommittedCutover))
+                    })
+                    .collect();
+                (u.in_flight.is_none(), MUpgrade { epoch: u.epoch, members: u.active_members, runs })
+            });
+            let want = self.model.upgrades.get(b).map(|u| (true, u.clone()));
+            if got != want {
+                return Err(format!("upgrades of {b}: the manager has {got:?}, the model {want:?}"));
+            }
         }
         for n in 0..SESSIONS {
             let s = sid(n);
@@ -765,10 +899,11 @@ fn simulation_agrees_with_the_model_over_many_seeds() {
         }
     }
     println!(
-        "simulation: {} steps, {} operations ({} accepted, {} refused as the model said), faults: {} commit ({} with failed reads), {} snapshot writes, {} clock, {} capability flips, {} crashes; {:.1} s",
+        "simulation: {} steps, {} operations ({} accepted, {} of them seedings and upgrades, {} refused as the model said), faults: {} commit ({} with failed reads), {} snapshot writes, {} clock, {} capability flips, {} crashes; {:.1} s",
         total.steps,
         total.ops,
         total.accepted,
+        total.upgrades,
         total.refused,
         total.commit_faults,
         total.read_faults,
@@ -778,7 +913,7 @@ fn simulation_agrees_with_the_model_over_many_seeds() {
         total.crashes,
         started.elapsed().as_secs_f64()
     );
-    assert!(total.accepted > 0 && total.refused > 0 && total.crashes > 0);
+    assert!(total.accepted > 0 && total.refused > 0 && total.crashes > 0 && total.upgrades > 0);
 }
 
 #[test]
