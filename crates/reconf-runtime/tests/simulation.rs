@@ -21,7 +21,8 @@
 //! `cargo test --release -p reconf-runtime --features upgrade-executor --test simulation`
 //! runs `SIM_SEEDS` seeds
 //! (default 500); a failure prints its seed and the step it failed at, and
-//! `REPRO_SEED=<seed>` replays exactly that run. The ignored `long_simulation` runs
+//! `REPRO_SEED=<seed>` (with `SIM_STEPS=<steps>` for a long run's seed) replays exactly
+//! that run. The ignored `long_simulation` runs
 //! `SIM_LONG_STEPS` steps (default 10 million) over consecutive seeds.
 #![cfg(feature = "upgrade-executor")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -91,6 +92,8 @@ struct Model {
     sessions: BTreeMap<SessionId, MSession>,
     live: BTreeMap<SessionId, OwnedSession>,
     upgrades: BTreeMap<BundleId, MUpgrade>,
+    /// The plan each upgrade id was first run with: the id names that request only.
+    plans: BTreeMap<(BundleId, UpgradeId), Vec<Vec<Member>>>,
 }
 
 /// A seeded bundle: its epoch, members, and each upgrade id run so far with whether it
@@ -335,7 +338,9 @@ impl Model {
             Op::Seed { .. } => Ok(()),
             Op::Upgrade { b, id, steps } => {
                 let Some(u) = self.upgrades.get(b) else { return Err("upgrade") };
+                let same = |p: &Vec<Vec<Member>>| p == steps;
                 match u.runs.get(id) {
+                    Some(_) if !self.plans.get(&(b.clone(), id.clone())).is_some_and(same) => Err("upgrade"),
                     // A repeated id answers with its record, without running again.
                     Some(true) => Ok(()),
                     Some(false) => Err("upgrade_not_committed"),
@@ -353,6 +358,7 @@ impl Model {
             if let Some(u) = self.upgrades.get_mut(b) {
                 if !u.runs.contains_key(id) && !u.continuous(steps) {
                     u.runs.insert(id.clone(), false);
+                    self.plans.insert((b.clone(), id.clone()), steps.clone());
                 }
             }
         }
@@ -407,6 +413,7 @@ impl Model {
                 u.epoch += steps.len() as u64;
                 u.members = steps.last().map(|m| m.iter().cloned().collect()).unwrap_or_default();
                 u.runs.insert(id.clone(), true);
+                self.plans.insert((b.clone(), id.clone()), steps.clone());
             }
         }
     }
@@ -664,14 +671,14 @@ impl Sim {
         let mut uncertain = Vec::new();
         for (op, answer) in ops.iter().zip(&answers) {
             self.stats.ops += 1;
+            let expected = self.model.expect(op, gated, clock_fails && timed);
             if std::env::var("SIM_TRACE").is_ok() {
                 println!(
-                    "step {} faulted={faulted} gated={gated} clock={}: {op:?} -> {answer:?}",
+                    "step {} faulted={faulted} gated={gated} clock={}: {op:?} -> {answer:?} (model: {expected:?})",
                     self.stats.steps,
                     clock_fails && timed
                 );
             }
-            let expected = self.model.expect(op, gated, clock_fails && timed);
             match (&expected, answer) {
                 (Ok(()), Answer::Err("persist")) if faulted => {
                     // The commit failed or its outcome was not learnt: what the journal
@@ -892,10 +899,15 @@ fn seeds() -> Vec<u64> {
 fn simulation_agrees_with_the_model_over_many_seeds() {
     let started = std::time::Instant::now();
     let mut total = SimStats::default();
+    let steps = std::env::var("SIM_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(STEPS);
     for seed in seeds() {
-        match run_seed(seed, STEPS) {
+        match run_seed(seed, steps) {
             Ok(s) => total += s,
-            Err((step, why)) => panic!("seed {seed} failed at step {step}: {why}\nreplay: REPRO_SEED={seed}"),
+            Err((step, why)) => {
+                panic!(
+                    "seed {seed} failed at step {step}: {why}\nreplay: REPRO_SEED={seed} SIM_STEPS={steps}"
+                )
+            }
         }
     }
     println!(
@@ -925,7 +937,9 @@ fn long_simulation() {
     while total.steps < goal {
         match run_seed(seed, 1_000) {
             Ok(s) => total += s,
-            Err((step, why)) => panic!("seed {seed} (1000 steps) failed at step {step}: {why}"),
+            Err((step, why)) => {
+                panic!("seed {seed} failed at step {step}: {why}\nreplay: REPRO_SEED={seed} SIM_STEPS=1000")
+            }
         }
         seed += 1;
     }
