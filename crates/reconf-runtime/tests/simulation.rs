@@ -23,7 +23,8 @@
 //! (default 500); a failure prints its seed and the step it failed at, and
 //! `REPRO_SEED=<seed>` (with `SIM_STEPS=<steps>` for a long run's seed) replays exactly
 //! that run. The ignored `long_simulation` runs
-//! `SIM_LONG_STEPS` steps (default 10 million) over consecutive seeds.
+//! `SIM_LONG_STEPS` steps (default 10 million) over consecutive seeds from
+//! `SIM_LONG_FIRST_SEED`.
 #![cfg(feature = "upgrade-executor")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -841,8 +842,12 @@ fn run_seed(seed: u64, steps: usize) -> Result<SimStats, (u64, String)> {
             sim.stats.crashes += 1;
             sim.journal.disarm();
             let mut in_flight = Vec::new();
+            // Distinct sessions, as in a step: what the reopened manager shows of each is
+            // then all the model needs (a closed session's generation is not shown, and two
+            // in-flight operations on it could both have moved it; the long run found that).
+            let mut pool: Vec<SessionId> = (0..SESSIONS).map(sid).collect();
             for _ in 0..sim.rng.random_range(1..=4) {
-                let s = sid(sim.rng.random_range(0..SESSIONS));
+                let s = pool.swap_remove(sim.rng.random_range(0..pool.len()));
                 in_flight.push(s);
                 let op = sim.op(s);
                 let m2 = m.clone();
@@ -933,7 +938,9 @@ fn simulation_agrees_with_the_model_over_many_seeds() {
 fn long_simulation() {
     let goal: u64 = std::env::var("SIM_LONG_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     let mut total = SimStats::default();
-    let mut seed = 0x1_0000_0000u64;
+    // `SIM_LONG_FIRST_SEED` splits a long run over processes (one seed range each).
+    let mut seed =
+        std::env::var("SIM_LONG_FIRST_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x1_0000_0000u64);
     while total.steps < goal {
         match run_seed(seed, 1_000) {
             Ok(s) => total += s,
