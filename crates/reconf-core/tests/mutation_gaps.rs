@@ -193,6 +193,45 @@ fn the_index_memory_estimate_counts_every_session() {
     let bytes = state.approx_index_bytes();
     assert!(bytes >= 1000 * 32, "{bytes} bytes for 1000 sessions");
     assert!(bytes < 1000 * 32 * 16, "{bytes} bytes for 1000 sessions");
+    // Closed sessions stay indexed (their generation is kept for a reopen): each costs at
+    // least its id and generation.
+    for n in 0..1000u128 {
+        let f = state.check(&Command::CloseSession { session: SessionId::from_u128(n), authority: x }, 1);
+        state.apply(1001 + n as u64, &f.unwrap());
+    }
+    let closed = state.approx_index_bytes();
+    assert!(closed >= bytes + 1000 * 24, "{bytes} bytes open, {closed} after closing all 1000");
+}
+
+#[test]
+fn a_bundle_id_is_looked_up_by_str() {
+    // `Borrow<str> for BundleId` returning "".
+    let map: std::collections::HashMap<BundleId, u8> = [(b("x.y"), 1)].into();
+    assert_eq!(map.get("x.y"), Some(&1));
+    assert_eq!(map.get(""), None);
+}
+
+#[test]
+fn owner_records_differ_in_any_field() {
+    // `LiveOwner::same_record` with `&&` -> `||`: records that differ in the node only, or
+    // in the owner only, are different records.
+    let mut live = reconf_core::LiveSessions::default();
+    let s = SessionId::from_u128(1);
+    let boundary = reconf_core::LinkBoundary::for_bundle(&b("bundle"));
+    let owner = OwnerLabel::new("owner-a").unwrap();
+    live.attach(s, owner.clone(), 1, boundary.clone(), reconf_core::OwnerToken::from_bytes([7; 16])).unwrap();
+    let record = live.owner(&s).unwrap().clone();
+    assert!(record.same_record(&record.clone()));
+    let node = Some(OwnerLabel::new("node-b").unwrap());
+    let moved = reconf_core::LiveOwner::new(owner, record.capability.clone(), boundary.clone(), node);
+    assert!(!record.same_record(&moved));
+    let renamed = reconf_core::LiveOwner::new(
+        OwnerLabel::new("owner-c").unwrap(),
+        record.capability.clone(),
+        boundary,
+        None,
+    );
+    assert!(!record.same_record(&renamed));
 }
 
 #[test]
