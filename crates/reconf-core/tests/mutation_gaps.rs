@@ -181,22 +181,25 @@ fn session_ids_lists_every_open_session() {
 
 #[test]
 fn the_index_memory_estimate_counts_every_session() {
-    // `approx_index_bytes` with its `*` -> `+` or `+` -> `*`: each indexed session costs at
-    // least its 32-byte slot, however the other indexes are sized.
+    // `approx_index_bytes` with any of its `*` -> `+` or `+` -> `*` / `-`: each indexed
+    // session costs at least its 32-byte slot, each authority its 32-byte id twice (its
+    // entry and its index), however the indexes are sized.
     let mut state = State::new();
-    let x = a("x");
+    let holder = |n: u128| a(&format!("holder-{n}"));
     for n in 0..1000u128 {
-        let f = state
-            .check(&Command::OpenSession { session: SessionId::from_u128(n), authority: x, bundle: None }, 1);
+        let open =
+            Command::OpenSession { session: SessionId::from_u128(n), authority: holder(n), bundle: None };
+        let f = state.check(&open, 1);
         state.apply(n as u64 + 1, &f.unwrap());
     }
     let bytes = state.approx_index_bytes();
-    assert!(bytes >= 1000 * 32, "{bytes} bytes for 1000 sessions");
-    assert!(bytes < 1000 * 32 * 16, "{bytes} bytes for 1000 sessions");
+    assert!(bytes >= 1000 * (32 + 32 + 36), "{bytes} bytes for 1000 sessions and authorities");
+    assert!(bytes < 1000 * 32 * 16, "{bytes} bytes for 1000 sessions and authorities");
     // Closed sessions stay indexed (their generation is kept for a reopen): each costs at
     // least its id and generation.
     for n in 0..1000u128 {
-        let f = state.check(&Command::CloseSession { session: SessionId::from_u128(n), authority: x }, 1);
+        let f =
+            state.check(&Command::CloseSession { session: SessionId::from_u128(n), authority: holder(n) }, 1);
         state.apply(1001 + n as u64, &f.unwrap());
     }
     let closed = state.approx_index_bytes();
