@@ -1,0 +1,41 @@
+//! Tests for what a sampled `cargo mutants` run over this crate found nothing asserted:
+//! each fails if the named mutation is made.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use reconf_effects::capability::CapabilityError;
+use reconf_effects::codec::chain_hash;
+use reconf_effects::{CapabilityEffects, StaticCapabilities};
+
+#[test]
+fn the_chain_hash_is_blake3_of_its_documented_input() {
+    // `chain_hash` replaced by a constant: every record would chain to the same hash and a
+    // reordered or rewritten journal would still verify. Computed here independently.
+    let prev = [9u8; 32];
+    let mut input = prev.to_vec();
+    input.extend_from_slice(&7u64.to_be_bytes());
+    input.extend_from_slice(b"payload");
+    assert_eq!(chain_hash(&prev, 7, b"payload"), *blake3::hash(&input).as_bytes());
+    let base = chain_hash(&prev, 7, b"payload");
+    assert_ne!(chain_hash(&[8; 32], 7, b"payload"), base);
+    assert_ne!(chain_hash(&prev, 8, b"payload"), base);
+    assert_ne!(chain_hash(&prev, 7, b"payloae"), base);
+}
+
+#[test]
+fn capabilities_behind_an_arc_or_a_reference_are_the_same_capabilities() {
+    // The forwarding impls for `Arc<T>` and `&T` replaced by constants.
+    let caps = StaticCapabilities::none().admit("a");
+    let shared = Arc::new(caps.clone());
+    let borrowed = &caps;
+    for (admits_a, admits_b, required) in [
+        (shared.admits("a"), shared.admits("b"), shared.require(&["a", "b"])),
+        (borrowed.admits("a"), borrowed.admits("b"), borrowed.require(&["a", "b"])),
+    ] {
+        assert!(admits_a && !admits_b);
+        assert_eq!(required, Err(CapabilityError::NotAdmitted { surface: "b".to_owned() }));
+    }
+    assert_eq!(shared.require(&["a"]), Ok(()));
+    assert_eq!(borrowed.require(&["a"]), Ok(()));
+}
