@@ -39,3 +39,18 @@ fn capabilities_behind_an_arc_or_a_reference_are_the_same_capabilities() {
     assert_eq!(shared.require(&["a"]), Ok(()));
     assert_eq!(borrowed.require(&["a"]), Ok(()));
 }
+
+#[test]
+fn a_record_chains_only_to_its_own_predecessor() {
+    // `check_chain` replaced by `Ok(())`: a record moved, or one whose predecessor was
+    // rewritten, must be refused as a broken chain.
+    use reconf_effects::codec::{check_chain, decode_record, encode_record};
+    use reconf_effects::{Corruption, JournalError};
+    let genesis = [0u8; 32];
+    let (bytes, hash) = encode_record(1, &genesis, b"first").unwrap();
+    let frame = decode_record(1, &bytes).unwrap();
+    assert_eq!(check_chain(1, &genesis, &frame), Ok(()));
+    assert_eq!(frame.hash, hash);
+    let broken = Err(JournalError::Corrupt { sequence: 1, corruption: Corruption::BrokenChain });
+    assert_eq!(check_chain(1, &[1; 32], &frame), broken);
+}
