@@ -150,3 +150,24 @@ async fn a_fact_of_a_newer_schema_is_named_with_both_versions() {
         }
     );
 }
+
+/// Found by a sampled `cargo mutants` run: each option setter sets its own field, and the
+/// handle's `Debug` names the path.
+#[test]
+fn option_setters_set_their_field_and_debug_names_the_journal() {
+    let n = |v| NonZeroUsize::new(v).unwrap();
+    let o = RocksJournalOptions::default()
+        .create_if_missing(false)
+        .verify_on_open(true)
+        .max_group(n(7))
+        .queue_capacity(n(9))
+        .snapshots_to_keep(n(3));
+    assert!(!o.create_if_missing && o.verify_on_open);
+    assert_eq!((o.max_group, o.queue_capacity, o.snapshots_to_keep), (n(7), n(9), n(3)));
+    assert_ne!(o, RocksJournalOptions::default());
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal = RocksJournal::open(dir.path(), RocksJournalOptions::default()).unwrap();
+    let shown = format!("{journal:?}");
+    assert!(shown.contains("RocksJournal") && shown.contains(&dir.path().display().to_string()), "{shown}");
+}
