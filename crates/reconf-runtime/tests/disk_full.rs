@@ -2,22 +2,21 @@
 //! disk gets a typed error, nothing acknowledged is lost, the journal verifies, and once
 //! space is freed the same manager goes on without a restart.
 //!
-//! The test re-runs itself in a private mount namespace (`unshare --mount`, with a user
-//! namespace when not root) and mounts a size-limited tmpfs there, so the filesystem goes
-//! away with the child whatever happens to it.
+//! The small disk is a tmpfs in a private mount namespace; the harness is the RocksDB
+//! journal's own (`reconf-store-rocksdb/tests/support/small_disk.rs`).
 #![cfg(feature = "rocksdb")]
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "../../reconf-store-rocksdb/tests/support/small_disk.rs"]
+mod small_disk;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use reconf_core::*;
 use reconf_runtime::*;
 
-const WORKER_ENV: &str = "RECONF_MANAGER_DISK_FULL_WORKER";
 const SESSIONS: usize = 16;
 const AUTHS: usize = 4;
 
@@ -44,40 +43,21 @@ async fn open(dir: &Path) -> ReconfigurationManager {
 
 #[test]
 fn a_full_disk_refuses_writes_loses_nothing_and_the_same_manager_resumes() {
-    if std::env::var_os(WORKER_ENV).is_some() {
-        return;
+    if !small_disk::in_worker() {
+        small_disk::run_worker("disk_full_worker");
     }
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    let mut cmd = Command::new("unshare");
-    if !root {
-        cmd.args(["--user", "--map-root-user"]);
-    }
-    cmd.args(["--mount", "--propagation", "private", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["disk_full_worker", "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
-        .env(WORKER_ENV, "1");
-    let out = cmd.output().expect("run `unshare` (util-linux) to get a private mount namespace");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    print!("{stdout}");
-    assert!(
-        out.status.success(),
-        "worker {}:\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Not a test on its own: the test above runs it in a private mount namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "runs inside a_full_disk_refuses_writes_loses_nothing_and_the_same_manager_resumes"]
 async fn disk_full_worker() {
-    if std::env::var_os(WORKER_ENV).is_none() {
+    if !small_disk::in_worker() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let mnt = tmp.path();
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"]).arg(mnt).status();
-    assert!(mounted.is_ok_and(|s| s.success()), "mounting a tmpfs in the private namespace failed");
+    small_disk::mount_tmpfs(mnt, "24m");
     let dir = mnt.join("journal");
 
     let m = open(&dir).await;
@@ -99,7 +79,7 @@ async fn disk_full_worker() {
         let out = m.delegate_session(next(&m)).await.unwrap();
         acked.push((out.receipt.session, out.receipt.to, out.receipt.generation));
     }
-    let filler = fill(mnt);
+    let filler = small_disk::fill(mnt);
 
     let refused = loop {
         match m.delegate_session(next(&m)).await {
@@ -180,19 +160,4 @@ fn check_acknowledged(m: &ReconfigurationManager, acked: &[(SessionId, Authority
         let record = m.session(&session).unwrap();
         assert_eq!((record.holder, record.generation), (to, generation), "session {session}");
     }
-}
-
-/// Fills the filesystem at `mnt` with one file; returns its path.
-fn fill(mnt: &Path) -> PathBuf {
-    let path = mnt.join("filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let chunk = vec![0u8; 4096];
-    loop {
-        match f.write_all(&chunk) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
-            Err(e) => panic!("filling the disk: {e}"),
-        }
-    }
-    path
 }

@@ -1,15 +1,11 @@
-//! Disk full: the journal on a small filesystem that fills up.
-//!
-//! The test re-runs itself in a private mount namespace (`unshare --mount`, with a user
-//! namespace when not root), where it mounts a size-limited tmpfs, so the filesystem
-//! disappears with the child whatever happens to it.
+//! Disk full: the journal on a small filesystem that fills up (a tmpfs in a private mount
+//! namespace, see `support/small_disk.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "support/small_disk.rs"]
+mod small_disk;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,47 +13,26 @@ use std::time::{Duration, Instant};
 use common::*;
 use reconf_effects::{ExpectedHead, JournalEffects, JournalError};
 
-const WORKER_ENV: &str = "RECONF_DISK_FULL_WORKER";
-
 /// Facts per commit.
 const BATCH: u64 = 50;
 
 #[test]
 fn a_full_disk_refuses_commits_keeps_reads_and_the_same_handle_resumes() {
-    if std::env::var_os(WORKER_ENV).is_some() {
-        return;
+    if !small_disk::in_worker() {
+        small_disk::run_worker("disk_full_worker");
     }
-    let mut cmd = Command::new("unshare");
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root {
-        cmd.args(["--user", "--map-root-user"]);
-    }
-    cmd.args(["--mount", "--propagation", "private", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["disk_full_worker", "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
-        .env(WORKER_ENV, "1");
-    let out = cmd.output().expect("run unshare (util-linux)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    print!("{stdout}");
-    assert!(
-        out.status.success(),
-        "worker {}:\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Not a test on its own: the test above runs it in a private mount namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "runs inside a_full_disk_refuses_commits_keeps_reads_and_the_same_handle_resumes"]
 async fn disk_full_worker() {
-    if std::env::var_os(WORKER_ENV).is_none() {
+    if !small_disk::in_worker() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let mnt = tmp.path();
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"]).arg(mnt).status();
-    assert!(mounted.is_ok_and(|s| s.success()), "mounting a tmpfs in the private namespace failed");
+    small_disk::mount_tmpfs(mnt, "24m");
     let dir = mnt.join("journal");
     let journal = Arc::new(open(&dir));
     // Facts are numbered 1, 2, ... in journal order; a commit carries the next `BATCH`.
@@ -66,7 +41,7 @@ async fn disk_full_worker() {
     for _ in 0..10 {
         head = journal.commit(batch(head), ExpectedHead::after(head)).await.unwrap().last;
     }
-    let filler = fill(mnt);
+    let filler = small_disk::fill(mnt);
 
     // Commits go on into the last free pages, then one hits the full disk.
     let mut full = None;
@@ -152,19 +127,4 @@ async fn assert_contiguous(journal: &impl JournalEffects, head: u64) {
     for (r, n) in records.iter().zip(1u128..) {
         assert_eq!((r.sequence, fact_id(&r.fact)), (n as u64, n));
     }
-}
-
-/// Fills the filesystem at `mnt` with one file; returns its path.
-fn fill(mnt: &Path) -> std::path::PathBuf {
-    let path = mnt.join("filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let chunk = vec![0u8; 4096];
-    loop {
-        match f.write_all(&chunk) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
-            Err(e) => panic!("filling: {e}"),
-        }
-    }
-    path
 }
