@@ -266,21 +266,21 @@ struct Failed {
 impl Failed {
     /// The error of a request the failed write carried: it may or may not be on disk.
     fn unknown(&self) -> JournalError {
-        let reason = self.reason.clone();
-        if self.full {
-            JournalError::StorageFull { reason }
-        } else {
-            JournalError::Ambiguous { reason }
-        }
+        self.error(|reason| JournalError::Ambiguous { reason })
     }
 
     /// The error of a request that was not in the write but depended on it.
     fn refused(&self) -> JournalError {
+        self.error(|reason| JournalError::Storage { reason })
+    }
+
+    /// `StorageFull` when the disk is full, whatever the request; `otherwise` else.
+    fn error(&self, otherwise: fn(String) -> JournalError) -> JournalError {
         let reason = self.reason.clone();
         if self.full {
             JournalError::StorageFull { reason }
         } else {
-            JournalError::Storage { reason }
+            otherwise(reason)
         }
     }
 }
