@@ -267,3 +267,179 @@ fn the_authority_limit_leaves_a_reserved_index() {
     // so checked commands stop one short of `u32::MAX`.
     assert!(reconf_core::MAX_AUTHORITIES < u64::from(u32::MAX));
 }
+
+// Found by the round-robin sampled `cargo mutants` run of 2026-12-01 (shard 0 of 4).
+
+#[test]
+fn an_overlay_with_only_a_bundle_or_only_a_session_is_not_empty() {
+    // `Overlay::is_empty` with `&&` -> `||`: an overlay is empty only when all three of its
+    // parts are.
+    let state = sample();
+    assert!(state.checker().into_overlay().is_empty());
+    let mut checker = state.checker();
+    checker.check(&Command::RegisterBundle(ComposedBundle::new(b("other"))), 1).unwrap();
+    assert!(!checker.into_overlay().is_empty(), "a registered bundle only");
+    let mut checker = state.checker();
+    let open = Command::OpenSession { session: SessionId::from_u128(9), authority: a("x"), bundle: None };
+    checker.check(&open, 1).unwrap();
+    assert!(!checker.into_overlay().is_empty(), "an opened session of a known authority only");
+}
+
+/// `sample()` with a live owner attached to session 1 (held by `x`, running `bundle`).
+fn live_sample() -> (State, reconf_core::LiveSessions, reconf_core::OwnerCapability) {
+    let state = sample();
+    let mut live = reconf_core::LiveSessions::default();
+    let s = SessionId::from_u128(1);
+    let boundary = reconf_core::LinkBoundary::for_bundle(&b("bundle"));
+    let generation = state.check_attach(&s, &boundary).unwrap();
+    let cap = live
+        .attach(
+            s,
+            OwnerLabel::new("owner-a").unwrap(),
+            generation,
+            boundary,
+            reconf_core::OwnerToken::from_bytes([1; 16]),
+        )
+        .unwrap();
+    (state, live, cap)
+}
+
+#[test]
+fn a_live_handoff_stages_the_new_owner_and_refuses_another_sessions_handle() {
+    // `check_handoff` with the session comparison inverted; `LiveSessions::staged_owner`
+    // replaced by `None`.
+    let (state, mut live, cap) = live_sample();
+    let s = SessionId::from_u128(1);
+    let to = OwnerLabel::new("owner-b").unwrap();
+    let token = reconf_core::OwnerToken::from_bytes([2; 16]);
+    let d = Delegation::new(s, a("x"), a("z"), b("bundle"));
+    assert_eq!(live.staged_owner(&s), None);
+    let fact = state.checker().check_handoff(&d, 30, &mut live, &cap, to.clone(), token).unwrap();
+    assert_eq!(fact.session, s);
+    assert_eq!(live.staged_owner(&s), Some(&to));
+    live.abort(s).unwrap();
+    assert_eq!(live.staged_owner(&s), None);
+
+    let other = Delegation::new(SessionId::from_u128(2), a("y"), a("z"), b("bundle"));
+    let e = state.checker().check_handoff(&other, 30, &mut live, &cap, to, token).unwrap_err();
+    assert!(matches!(e, reconf_core::LiveError::SessionMismatch { .. }), "{e:?}");
+    assert_eq!(live.staged_owner(&s), None, "a refused handoff stages nothing");
+}
+
+#[test]
+fn live_sessions_report_their_size_and_the_node_they_run_on() {
+    // `LiveSessions::is_empty` replaced by `false`; `LiveSessions::set_node` by `()`.
+    assert!(reconf_core::LiveSessions::default().is_empty());
+    let (_, mut live, _) = live_sample();
+    assert!(!live.is_empty());
+    let s = SessionId::from_u128(1);
+    assert_eq!(live.owner(&s).unwrap().node, None);
+    let node = OwnerLabel::new("node-7").unwrap();
+    live.set_node(s, Some(node.clone()));
+    assert_eq!(live.owner(&s).unwrap().node, Some(node));
+    live.set_node(s, None);
+    assert_eq!(live.owner(&s).unwrap().node, None);
+}
+
+#[test]
+fn a_fact_names_the_session_it_touches() {
+    // `Fact::session` replaced by `None`.
+    let state = sample();
+    let s = SessionId::from_u128(1);
+    let open = state.check(
+        &Command::OpenSession { session: SessionId::from_u128(5), authority: a("x"), bundle: None },
+        1,
+    );
+    assert_eq!(open.unwrap().session(), Some(SessionId::from_u128(5)));
+    let delegated =
+        state.check(&Command::Delegate(Delegation::new(s, a("x"), a("y"), b("bundle"))), 1).unwrap();
+    assert_eq!(delegated.session(), Some(s));
+    let closed = state.check(&Command::CloseSession { session: s, authority: a("x") }, 1).unwrap();
+    assert_eq!(closed.session(), Some(s));
+    let registered = state.check(&Command::RegisterBundle(ComposedBundle::new(b("other"))), 1).unwrap();
+    assert_eq!(registered.session(), None);
+}
+
+#[test]
+fn authorities_are_listed_in_first_seen_order() {
+    // `State::authorities` replaced by an empty iterator.
+    assert_eq!(sample().authorities().collect::<Vec<_>>(), [a("x"), a("y")]);
+}
+
+#[test]
+fn owner_labels_debug_print_their_text() {
+    // `Debug` of `OwnerLabel` replaced by writing nothing.
+    assert_eq!(format!("{:?}", OwnerLabel::new("owner-a").unwrap()), "OwnerLabel(\"owner-a\")");
+}
+
+/// SplitMix64's output function, written from its published definition (Vigna), so the
+/// footprint digest is checked against the algorithm its docs name, not against itself.
+fn splitmix64_finaliser(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn the_footprint_digest_is_the_documented_splitmix_mix() {
+    // `entry_mix`'s finaliser with `^` -> `|` or `&`: digests are compared across
+    // processes and versions, so the mix is pinned, not just "different inputs differ".
+    // SplitMix64 seeded with 0 first outputs 0xe220a8397b1dcdaf: the finaliser applied to
+    // the golden gamma.
+    assert_eq!(splitmix64_finaliser(0x9e37_79b9_7f4a_7c15), 0xe220_a839_7b1d_cdaf);
+    // The class tags are the ASCII of "native", "del_in" and "del_ou".
+    let tag = |name: &[u8]| name.iter().fold(0u64, |t, byte| t << 8 | u64::from(*byte));
+    let classes = [(b"native".as_slice(), 0), (b"del_in".as_slice(), 1), (b"del_ou".as_slice(), 2)];
+    for id in [0u128, 1, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210, u128::MAX] {
+        let s = SessionId::from_u128(id);
+        let (hi, lo) = ((id >> 64) as u64, id as u64);
+        for (name, class) in classes {
+            let mut f = SessionFootprint::default();
+            match class {
+                0 => f.native.insert(s),
+                1 => f.delegated_in.insert(s),
+                _ => f.delegated_out.insert(s),
+            };
+            let expected = splitmix64_finaliser(splitmix64_finaliser(hi ^ tag(name)).wrapping_add(lo));
+            assert_eq!(
+                f.summary().digest,
+                expected,
+                "session {id:#x}, class {}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_index_memory_estimate_charges_each_session_slot() {
+    // `approx_index_bytes` with the session table's `* 32` -> `+ 32`: the same authority
+    // with 10,000 more sessions costs at least their 32-byte slots more.
+    let one = |sessions: u128| {
+        let mut state = State::new();
+        let first = Command::OpenSession {
+            session: SessionId::from_u128(u128::MAX),
+            authority: a("x"),
+            bundle: None,
+        };
+        let f = state.check(&first, 1).unwrap();
+        state.apply(1, &f);
+        for n in 0..sessions {
+            let open =
+                Command::OpenSession { session: SessionId::from_u128(n), authority: a("x"), bundle: None };
+            let f = state.check(&open, 1).unwrap();
+            state.apply(n as u64 + 2, &f);
+        }
+        state.approx_index_bytes()
+    };
+    let (small, large) = (one(0), one(10_000));
+    assert!(large >= small + 10_000 * 32, "{small} bytes with 1 session, {large} with 10,001");
+}
+
+#[test]
+fn a_states_debug_output_shows_its_session_table_size() {
+    // `Debug` of the session table replaced by writing nothing: a state's debug output (in
+    // test failures and traces) says how many sessions it indexes, not their slots.
+    let printed = format!("{:?}", sample());
+    assert!(printed.contains("SessionTable { len: 2, slots: "), "{printed}");
+}

@@ -669,6 +669,15 @@ fn tampered_snapshots_are_rejected_with_a_typed_error() {
             },
             |v| matches!(v, SnapshotViolation::UnrecordedStep { epoch: 1, .. }),
         ),
+        // ... and the step must be one of that upgrade's own steps.
+        (
+            |s| {
+                if let MembershipCause::Step { step_id, .. } = &mut s.history[1].cause {
+                    *step_id = StepId::new("not-in-the-plan").unwrap();
+                }
+            },
+            |v| matches!(v, SnapshotViolation::UnrecordedStep { epoch: 1, .. }),
+        ),
         (
             |s| {
                 s.active_members.insert(m("x"));
