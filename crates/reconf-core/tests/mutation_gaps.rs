@@ -443,3 +443,41 @@ fn a_states_debug_output_shows_its_session_table_size() {
     let printed = format!("{:?}", sample());
     assert!(printed.contains("SessionTable { len: 2, slots: "), "{printed}");
 }
+
+// Found by a second sampled run (another quarter of the mutants not yet tested).
+
+#[test]
+fn session_ids_debug_print_their_uuid() {
+    // `Debug` of `SessionId` replaced by writing nothing.
+    let printed = format!("{:?}", SessionId::from_u128(0xab));
+    assert!(printed.contains("000000ab"), "{printed}");
+}
+
+#[test]
+fn inserting_a_live_owner_counts_it_and_returns_the_one_it_replaced() {
+    // `LiveSessions::len` replaced by `1`; `LiveSessions::insert` returning `None`.
+    let (_, mut live, _) = live_sample();
+    assert_eq!(live.len(), 1);
+    let s = SessionId::from_u128(1);
+    let before = live.owner(&s).unwrap().clone();
+    let node = Some(OwnerLabel::new("node-2").unwrap());
+    let mirrored = reconf_core::LiveOwner::new(
+        before.owner.clone(),
+        before.capability.clone(),
+        before.boundary.clone(),
+        node,
+    );
+    assert_eq!(live.insert(s, mirrored.clone()), Some(before));
+    assert_eq!(live.owner(&s), Some(&mirrored));
+    assert_eq!(live.len(), 1);
+    let other = SessionId::from_u128(2);
+    let owner_2 = reconf_core::LiveOwner::new(
+        OwnerLabel::new("owner-2").unwrap(),
+        reconf_core::OwnerCapability { session: other, ..mirrored.capability.clone() },
+        mirrored.boundary.clone(),
+        None,
+    );
+    assert_eq!(live.insert(other, owner_2), None);
+    assert_eq!(live.len(), 2);
+    assert_eq!(reconf_core::LiveSessions::default().len(), 0);
+}
