@@ -254,8 +254,26 @@ fn reusing_an_upgrade_id_for_another_request_is_refused() {
     h.upgrade(&b, &request("u1", vec![step("s1", &["a", "b"])]), None, None).unwrap();
     let other = request("u1", vec![step("s1", &["a", "c"])]);
     let err = h.book.check_begin(&b, &other, None).unwrap_err();
-    assert_eq!(err, UpgradeError::UpgradeIdConflict { bundle: b, upgrade_id: uid("u1") });
+    assert_eq!(err, UpgradeError::UpgradeIdConflict { bundle: b.clone(), upgrade_id: uid("u1") });
     assert_eq!(err.to_string(), "upgrade id u1 of bundle wallet was already used for a different request");
+    // The same plan carrying other publications or obligations is another request too.
+    let same_plan = request("u1", vec![step("s1", &["a", "b"])]);
+    let carrying = [
+        same_plan.clone().carrying_publications([PublicationId::new("p1").unwrap()]),
+        same_plan.clone().carrying_obligations([ObligationId::new("o1").unwrap()]),
+    ];
+    for other in carrying {
+        let err = h.book.check_begin(&b, &other, None).unwrap_err();
+        assert_eq!(err, UpgradeError::UpgradeIdConflict { bundle: b.clone(), upgrade_id: uid("u1") });
+    }
+    // Each phase fact carries its artifact; the others carry none.
+    let phases: Vec<_> = h.journal.iter().filter_map(UpgradeFact::artifact).map(|a| a.phase).collect();
+    let recorded: Vec<_> = h.book.execution(&b, &uid("u1")).unwrap().phases.iter().map(|a| a.phase).collect();
+    assert_eq!(phases, recorded);
+    assert!(h
+        .journal
+        .iter()
+        .any(|f| matches!(f, UpgradeFact::MembershipSeeded { .. }) && f.artifact().is_none()));
 }
 
 #[test]
