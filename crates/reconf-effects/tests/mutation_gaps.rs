@@ -54,3 +54,14 @@ fn a_record_chains_only_to_its_own_predecessor() {
     let broken = Err(JournalError::Corrupt { sequence: 1, corruption: Corruption::BrokenChain });
     assert_eq!(check_chain(1, &[1; 32], &frame), broken);
 }
+
+#[test]
+fn a_conflict_says_which_head_it_found() {
+    // `fmt_head` replaced by an empty string: the message must name the head (or say the
+    // journal is empty), since it is all an operator sees of a lost race.
+    use reconf_effects::{ExpectedHead, JournalError};
+    let empty = JournalError::Conflict { expected: ExpectedHead::At(3), actual: None };
+    assert_eq!(empty.to_string(), "journal head conflict: expected head 3, actual head none (empty)");
+    let moved = JournalError::Conflict { expected: ExpectedHead::Empty, actual: Some(7) };
+    assert_eq!(moved.to_string(), "journal head conflict: expected an empty journal, actual head 7");
+}
