@@ -312,6 +312,29 @@ async fn ambiguous_commits_are_resolved_by_reading_the_journal_back() {
     assert_eq!(r.m.state_snapshot(), replayed(r.journal.as_ref()).await);
 }
 
+#[tokio::test]
+async fn an_ambiguous_commit_is_not_taken_for_another_writers_records_at_its_sequences() {
+    // The read-back must match the facts, not only the sequences: here the manager's write
+    // is lost (reported ambiguous) and another writer's record sits right after the head
+    // the manager expected. Reading that back as "landed" would tell the caller `Ok` for a
+    // change the journal does not hold.
+    let r = rig().await;
+    r.m.open_session(s(1), a("a"), None).await.unwrap();
+    let head = journal_len(r.journal.as_ref()).await;
+    let theirs =
+        Fact::new(Change::SessionOpened { session: s(9), authority: a("z"), bundle: None, generation: 1 });
+    r.journal.commit(vec![theirs], reconf_effects::ExpectedHead::At(head)).await.unwrap();
+    r.journal.fault_nth_commit(1, reconf_effects::CommitFault::LostButReportedAmbiguous);
+    let err = r.m.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("x"))).await.unwrap_err();
+    assert!(matches!(err, ManagerError::Persist { source: JournalError::Ambiguous { .. }, .. }), "{err:?}");
+    assert_eq!(r.m.session(&s(1)).unwrap().holder, a("a"), "the delegation is not in the journal");
+    assert_eq!(r.m.session(&s(9)).unwrap().holder, a("z"), "the other writer's record is followed");
+    assert_eq!(r.m.state_snapshot(), replayed(r.journal.as_ref()).await);
+    // The same delegation, asked again, lands.
+    r.m.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("x"))).await.unwrap();
+    assert_eq!(r.m.state_snapshot(), replayed(r.journal.as_ref()).await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_delegations_keep_one_holder_and_journal_each_success_once() {
     let r = rig().await;
