@@ -335,6 +335,39 @@ async fn an_ambiguous_commit_is_not_taken_for_another_writers_records_at_its_seq
     assert_eq!(r.m.state_snapshot(), replayed(r.journal.as_ref()).await);
 }
 
+#[tokio::test]
+async fn open_and_catch_up_replay_journals_longer_than_one_read_page() {
+    // Replay reads the journal a page (4096 records) at a time: a journal of several pages
+    // must come back whole at open, and so must another writer's several pages at the
+    // catch-up after a conflict.
+    let opened = |n: u128| {
+        Fact::new(Change::SessionOpened { session: s(n), authority: a("w"), bundle: None, generation: 1 })
+    };
+    let write = |journal: Arc<MemoryJournal>, range: std::ops::Range<u128>| async move {
+        let facts: Vec<Fact> = range.map(opened).collect();
+        for chunk in facts.chunks(1000) {
+            journal.commit(chunk.to_vec(), reconf_effects::ExpectedHead::Any).await.unwrap();
+        }
+    };
+    let full_replay = |journal: Arc<MemoryJournal>| async move {
+        let records = journal.read(1, 100_000).await.unwrap();
+        State::replay(records.iter().map(|r| (r.sequence, &r.fact)))
+    };
+    let journal = Arc::new(MemoryJournal::new());
+    write(journal.clone(), 0..9_000).await;
+    let m = ManagerBuilder::new().journal_arc(journal.clone()).without_manifests().open().await.unwrap();
+    assert_eq!(m.state_snapshot().stats().sessions, 9_000);
+    assert_eq!(m.state_snapshot(), full_replay(journal.clone()).await);
+
+    // Another writer appends two more pages and a bit; the manager's next write conflicts,
+    // catches up across them and lands after them.
+    write(journal.clone(), 9_000..18_500).await;
+    m.open_session(s(100_000), a("m"), None).await.unwrap();
+    let state = m.state_snapshot();
+    assert_eq!(state.stats().sessions, 18_501);
+    assert_eq!(state, full_replay(journal).await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_delegations_keep_one_holder_and_journal_each_success_once() {
     let r = rig().await;
