@@ -368,6 +368,29 @@ async fn open_and_catch_up_replay_journals_longer_than_one_read_page() {
     assert_eq!(state, full_replay(journal).await);
 }
 
+#[tokio::test]
+async fn a_snapshot_whose_state_is_not_at_its_sequence_is_not_used() {
+    // A snapshot stored at sequence 5 whose state says head 8 (and holds other sessions)
+    // was not taken from this journal's first 5 records: recovery must replay the journal
+    // from the start rather than build on it.
+    let opened = |n: u128| {
+        Fact::new(Change::SessionOpened { session: s(n), authority: a("w"), bundle: None, generation: 1 })
+    };
+    let journal = Arc::new(MemoryJournal::new());
+    journal.commit((0..10).map(opened).collect(), reconf_effects::ExpectedHead::Any).await.unwrap();
+    let foreign: Vec<Fact> = (100..108).map(opened).collect();
+    let foreign = State::replay(foreign.iter().enumerate().map(|(i, f)| (i as u64 + 1, f)));
+    assert_eq!(foreign.head(), 8);
+    journal.write_snapshot(5, postcard::to_allocvec(&foreign).unwrap()).await.unwrap();
+
+    let m = ManagerBuilder::new().journal_arc(journal.clone()).without_manifests().open().await.unwrap();
+    let report = m.recovery_report();
+    assert_eq!(report.snapshot_sequence, None, "{report:?}");
+    assert_eq!(report.records_replayed, 10);
+    let records = journal.read(1, 100).await.unwrap();
+    assert_eq!(m.state_snapshot(), State::replay(records.iter().map(|r| (r.sequence, &r.fact))));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_delegations_keep_one_holder_and_journal_each_success_once() {
     let r = rig().await;
