@@ -481,3 +481,26 @@ fn inserting_a_live_owner_counts_it_and_returns_the_one_it_replaced() {
     assert_eq!(live.len(), 2);
     assert_eq!(reconf_core::LiveSessions::default().len(), 0);
 }
+
+#[test]
+fn prefetching_is_safe_on_any_state() {
+    // `SessionTable::prefetch`'s empty-table check inverted: a hint must accept any keys on
+    // any state, an empty one included, and change nothing.
+    let empty = State::new();
+    empty.prefetch_sessions((0..100).map(SessionId::from_u128));
+    let state = sample();
+    state.prefetch_sessions((0..100).map(SessionId::from_u128));
+    let facts: Vec<Fact> = (1..=3)
+        .map(|n| {
+            state.check(
+                &Command::CloseSession { session: SessionId::from_u128(n.min(2)), authority: a("x") },
+                1,
+            )
+        })
+        .filter_map(Result::ok)
+        .collect();
+    state.prefetch_facts(&facts);
+    empty.prefetch_facts(&facts);
+    assert_eq!(empty, State::new());
+    assert_eq!(state, sample());
+}
