@@ -484,8 +484,9 @@ fn inserting_a_live_owner_counts_it_and_returns_the_one_it_replaced() {
 
 #[test]
 fn prefetching_is_safe_on_any_state() {
-    // `SessionTable::prefetch`'s empty-table check inverted: a hint must accept any keys on
-    // any state, an empty one included, and change nothing.
+    // Prefetching is a hint: it must accept any keys on any state, an empty one included,
+    // and change nothing. (Written for `SessionTable::prefetch`'s empty-table check, whose
+    // inversion turned out equivalent: an empty table has no slots to read.)
     let empty = State::new();
     empty.prefetch_sessions((0..100).map(SessionId::from_u128));
     let state = sample();
