@@ -502,6 +502,14 @@ fn prefetching_is_safe_on_any_state() {
         .collect();
     state.prefetch_facts(&facts);
     empty.prefetch_facts(&facts);
+    // No keys at all (a batch whose facts name no session): the loop must end at once
+    // (`n == 0` inverted at the chunk's end never returns).
+    state.prefetch_sessions(std::iter::empty());
+    let registrations: Vec<Fact> = ["p", "q"]
+        .iter()
+        .map(|n| state.check(&Command::RegisterBundle(ComposedBundle::new(b(n))), 1).unwrap())
+        .collect();
+    state.prefetch_facts(&registrations);
     assert_eq!(empty, State::new());
     assert_eq!(state, sample());
 }
