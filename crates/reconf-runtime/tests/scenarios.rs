@@ -51,6 +51,11 @@ async fn rig() -> Rig {
     rig_with(StaticCapabilities::full()).await
 }
 
+/// Another writer's record: session `n` opened by authority `w`.
+fn opened(n: u128) -> Fact {
+    Fact::new(Change::SessionOpened { session: s(n), authority: a("w"), bundle: None, generation: 1 })
+}
+
 async fn journal_len(j: &dyn JournalEffects) -> u64 {
     j.head().await.unwrap().unwrap_or(0)
 }
@@ -340,9 +345,6 @@ async fn open_and_catch_up_replay_journals_longer_than_one_read_page() {
     // Replay reads the journal a page (4096 records) at a time: a journal of several pages
     // must come back whole at open, and so must another writer's several pages at the
     // catch-up after a conflict.
-    let opened = |n: u128| {
-        Fact::new(Change::SessionOpened { session: s(n), authority: a("w"), bundle: None, generation: 1 })
-    };
     let write = |journal: Arc<MemoryJournal>, range: std::ops::Range<u128>| async move {
         let facts: Vec<Fact> = range.map(opened).collect();
         for chunk in facts.chunks(1000) {
@@ -373,9 +375,6 @@ async fn a_snapshot_whose_state_is_not_at_its_sequence_is_not_used() {
     // A snapshot stored at sequence 5 whose state says head 8 (and holds other sessions)
     // was not taken from this journal's first 5 records: recovery must replay the journal
     // from the start rather than build on it.
-    let opened = |n: u128| {
-        Fact::new(Change::SessionOpened { session: s(n), authority: a("w"), bundle: None, generation: 1 })
-    };
     let journal = Arc::new(MemoryJournal::new());
     journal.commit((0..10).map(opened).collect(), reconf_effects::ExpectedHead::Any).await.unwrap();
     let foreign: Vec<Fact> = (100..108).map(opened).collect();
