@@ -279,7 +279,8 @@ async fn failed_handoffs_roll_back_exactly() {
 }
 
 async fn replayed(j: &dyn JournalEffects) -> State {
-    let recs = j.read(1, 1000).await.unwrap();
+    // Every test journal here fits in one read.
+    let recs = j.read(1, 100_000).await.unwrap();
     State::replay(recs.iter().map(|r| (r.sequence, &r.fact)))
 }
 
@@ -351,15 +352,11 @@ async fn open_and_catch_up_replay_journals_longer_than_one_read_page() {
             journal.commit(chunk.to_vec(), reconf_effects::ExpectedHead::Any).await.unwrap();
         }
     };
-    let full_replay = |journal: Arc<MemoryJournal>| async move {
-        let records = journal.read(1, 100_000).await.unwrap();
-        State::replay(records.iter().map(|r| (r.sequence, &r.fact)))
-    };
     let journal = Arc::new(MemoryJournal::new());
     write(journal.clone(), 0..9_000).await;
     let m = ManagerBuilder::new().journal_arc(journal.clone()).without_manifests().open().await.unwrap();
     assert_eq!(m.state_snapshot().stats().sessions, 9_000);
-    assert_eq!(m.state_snapshot(), full_replay(journal.clone()).await);
+    assert_eq!(m.state_snapshot(), replayed(journal.as_ref()).await);
 
     // Another writer appends two more pages and a bit; the manager's next write conflicts,
     // catches up across them and lands after them.
@@ -367,7 +364,7 @@ async fn open_and_catch_up_replay_journals_longer_than_one_read_page() {
     m.open_session(s(100_000), a("m"), None).await.unwrap();
     let state = m.state_snapshot();
     assert_eq!(state.stats().sessions, 18_501);
-    assert_eq!(state, full_replay(journal).await);
+    assert_eq!(state, replayed(journal.as_ref()).await);
 }
 
 #[tokio::test]
@@ -386,8 +383,7 @@ async fn a_snapshot_whose_state_is_not_at_its_sequence_is_not_used() {
     let report = m.recovery_report();
     assert_eq!(report.snapshot_sequence, None, "{report:?}");
     assert_eq!(report.records_replayed, 10);
-    let records = journal.read(1, 100).await.unwrap();
-    assert_eq!(m.state_snapshot(), State::replay(records.iter().map(|r| (r.sequence, &r.fact))));
+    assert_eq!(m.state_snapshot(), replayed(journal.as_ref()).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
