@@ -377,12 +377,22 @@ async fn records_count(client: &mut etcd_client::Client) -> usize {
     records(client, "/leader").await.len()
 }
 
-/// A node's registry whose events are held back while `hold` is set: the node keeps
-/// believing in records that changed, so what refuses its writes is the registry's
-/// compare, not its own view.
+/// A node's registry with two faults a test switches on:
+/// - `hold`: its events are held back, so the node keeps believing in records that
+///   changed and what refuses its writes is the registry's compare, not its own view;
+/// - `lose`: the next write's reply is lost ([`LOST_AFTER_WRITING`]: the write landed;
+///   [`LOST_BEFORE_WRITING`]: it never reached the store), answered as `Ambiguous`.
 struct Deaf {
     inner: Arc<reconf_runtime::crates::store_etcd::EtcdOwners>,
     hold: Arc<std::sync::atomic::AtomicBool>,
+    lose: Arc<std::sync::atomic::AtomicU8>,
+}
+
+const LOST_AFTER_WRITING: u8 = 1;
+const LOST_BEFORE_WRITING: u8 = 2;
+
+fn deaf(inner: Arc<reconf_runtime::crates::store_etcd::EtcdOwners>) -> Deaf {
+    Deaf { inner, hold: Arc::default(), lose: Arc::default() }
 }
 
 #[async_trait::async_trait]
@@ -397,7 +407,12 @@ impl OwnerRegistryEffects for Deaf {
         &self,
         txn: reconf_effects::OwnerTxn,
     ) -> Result<reconf_effects::OwnerTxnDone, reconf_effects::OwnerTxnError> {
-        self.inner.write(txn).await
+        let lost = || JournalError::Ambiguous { reason: "the test lost the reply".to_owned() }.into();
+        match self.lose.swap(0, std::sync::atomic::Ordering::SeqCst) {
+            LOST_AFTER_WRITING => self.inner.write(txn).await.and_then(|_| Err(lost())),
+            LOST_BEFORE_WRITING => Err(lost()),
+            _ => self.inner.write(txn).await,
+        }
     }
     async fn get(&self, session: SessionId) -> Result<Option<reconf_effects::OwnerEntry>, JournalError> {
         self.inner.get(session).await
@@ -430,8 +445,8 @@ async fn writes_from_a_stale_view_are_refused_by_the_registry_compare() {
     let journal =
         Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/deaf", "node-x", 5)).await.unwrap());
     let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal)).await.unwrap());
-    let hold = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let deaf = Deaf { inner: owners, hold: Arc::clone(&hold) };
+    let deaf = deaf(owners);
+    let hold = Arc::clone(&deaf.hold);
     let nx = ManagerBuilder::new()
         .journal_arc(journal)
         .owner_registry(Arc::new(deaf))
@@ -526,4 +541,70 @@ async fn more_owner_writes_than_one_etcd_transaction_takes_are_committed_in_orde
     for i in 0..N {
         assert_eq!(nx.live_owner(&s(i)).unwrap().owner.as_str(), "second");
     }
+}
+
+/// A live handoff is a fact and an owner record in one registry write; when that write's
+/// reply is lost, the journal is read back: a write that landed is answered `Ok` (once,
+/// with the generation it wrote), one that did not is answered `Persist` with nothing
+/// changed, and the old owner keeps the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_whose_reply_was_lost_is_answered_by_what_the_journal_holds() {
+    use reconf_runtime::crates::store_etcd::EtcdOwners;
+    use std::sync::atomic::Ordering::SeqCst;
+    let etcd = EtcdCluster::start(1);
+    let journal =
+        Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/lost", "node-x", 5)).await.unwrap());
+    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
+    let registry = deaf(owners);
+    let lose = Arc::clone(&registry.lose);
+    let m = ManagerBuilder::new()
+        .journal_arc(Arc::clone(&journal) as Arc<dyn JournalEffects>)
+        .owner_registry(Arc::new(registry))
+        .without_manifests()
+        .open()
+        .await
+        .unwrap();
+    setup(&m, 1).await;
+    let boundary = LinkBoundary::for_bundle(&x());
+    let old = m.attach_owner(s(0), label("worker-a"), boundary.clone()).await.unwrap();
+    let head = m.sync().await.unwrap();
+
+    // Lost before it was written: refused as not durable, nothing moved.
+    lose.store(LOST_BEFORE_WRITING, SeqCst);
+    let refused = m
+        .delegate_active_session(&old, DelegationRequest::new(s(0), a(0), a(1), x()), label("worker-b"))
+        .await;
+    let persist = match &refused {
+        Err(ManagerError::Reconfiguration(inner)) => inner.as_ref(),
+        other => panic!("a live handoff's failure is a reconfiguration error: {other:?}"),
+    };
+    assert!(
+        matches!(persist, ManagerError::Persist { source: JournalError::Ambiguous { .. }, .. }),
+        "{persist:?}"
+    );
+    assert_eq!(journal.head().await.unwrap(), Some(head), "nothing was written");
+    assert_eq!(m.session(&s(0)).unwrap().holder, a(0));
+    m.check_ingress(&old.capability, &boundary).unwrap();
+    assert_eq!(m.live_owner(&s(0)).unwrap().owner.as_str(), "worker-a");
+
+    // Lost after it was written: the read-back finds the fact, so the handoff is answered
+    // as done, exactly once, at the next generation.
+    lose.store(LOST_AFTER_WRITING, SeqCst);
+    let out = m
+        .delegate_active_session(&old, DelegationRequest::new(s(0), a(0), a(1), x()), label("worker-b"))
+        .await
+        .unwrap();
+    assert_eq!(lose.load(SeqCst), 0, "the fault was used");
+    assert_eq!(out.ownership.to_generation, out.ownership.from_generation + 1);
+    assert_eq!(out.delegation.receipt.sequence, head + 1, "the read-back names where the fact landed");
+    let written = journal.read(head + 1, 10).await.unwrap();
+    assert_eq!(written.len(), 1, "one record: the handoff, once");
+    assert!(matches!(&written[0].fact.change, Change::SessionDelegated(d) if d.to == a(1)));
+    assert_eq!(m.session(&s(0)).unwrap().holder, a(1));
+    m.check_ingress(&out.owned.capability, &boundary).unwrap();
+    assert!(matches!(m.check_ingress(&old.capability, &boundary), Err(OwnershipError::StaleOwner { .. })));
+    // The owner record the write put is the new owner's.
+    let mut client = raw(&etcd).await;
+    assert_eq!(records(&mut client, "/lost").await.len(), 1);
+    assert_eq!(m.sync().await.unwrap(), head + 1);
 }
