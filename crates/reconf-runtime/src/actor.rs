@@ -1297,7 +1297,14 @@ impl Actor {
         }
         let copy = {
             let state = read(&self.shared.state);
-            if state.head() < self.last_snapshot.saturating_add(every) {
+            // A snapshot writes the whole state; replaying costs per record. Waiting for at
+            // least half as many records as the state has sessions keeps the bytes
+            // snapshots write below the records' own (at a million sessions a snapshot is
+            // some 20 MB: every 100,000 records it would write about twice the journal's
+            // bytes, and stall the journal's writer each time), a state that only grows is
+            // snapshotted at doubling heads, and recovery replays at most
+            // max(interval, sessions / 2) records.
+            if state.head() < self.last_snapshot.saturating_add(every.max(state.stats().sessions / 2)) {
                 return;
             }
             state.clone()

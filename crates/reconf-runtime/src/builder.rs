@@ -26,7 +26,8 @@ pub const DEFAULT_SNAPSHOT_INTERVAL: u64 = 100_000;
 /// Configures and opens a [`ReconfigurationManager`].
 ///
 /// Defaults: system clock, every capability admitted, mailbox of
-/// [`DEFAULT_MAILBOX_CAPACITY`], a snapshot every [`DEFAULT_SNAPSHOT_INTERVAL`] records,
+/// [`DEFAULT_MAILBOX_CAPACITY`], a snapshot every [`DEFAULT_SNAPSHOT_INTERVAL`] records
+/// (or every half as many records as the state has sessions, when that is more),
 /// and the linked manifests registered at open. A journal must be chosen.
 ///
 /// ```
@@ -195,7 +196,11 @@ impl ManagerBuilder {
         self
     }
 
-    /// Writes a snapshot every `n` records (`None`: never; `Some(0)` is refused).
+    /// Writes a snapshot once `n` records have been written since the last one — or, when
+    /// the state holds more than `2n` sessions, once half as many records as it has
+    /// sessions have (a snapshot writes the whole state; this keeps the bytes snapshots
+    /// write below the records' own). `None`: never; `Some(0)` is refused. Recovery
+    /// replays the latest snapshot plus at most that many records.
     pub fn snapshot_interval(mut self, n: Option<u64>) -> Self {
         self.snapshot_interval = n;
         self

@@ -514,6 +514,38 @@ async fn restart_rebuilds_identical_state_from_journal_and_snapshot() {
     assert_eq!(full.state_snapshot(), before);
 }
 
+/// A snapshot writes the whole state, so once the state holds more than twice the
+/// interval in sessions, one is written every half-its-sessions records instead: a state
+/// that only grows is snapshotted at doubling heads, and a reopen still replays at most
+/// half its sessions in records.
+#[tokio::test]
+async fn a_growing_state_is_snapshotted_at_doubling_heads_not_every_interval() {
+    let journal = Arc::new(MemoryJournal::new());
+    let m = ManagerBuilder::new()
+        .journal_arc(journal.clone())
+        .without_manifests()
+        .snapshot_interval(Some(2))
+        .open()
+        .await
+        .unwrap();
+    m.register_bundle(ComposedBundle::new(bid("x"))).await.unwrap();
+    for n in 0..200 {
+        m.open_session(s(n), a("a"), None).await.unwrap();
+        // Gives the snapshot task (encoded on the blocking pool) time to finish, so none is
+        // skipped for one still being written.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    m.shutdown().await.unwrap();
+    // Every 2 records would be 100; doubling heads from 2 to 201 are 8.
+    let written = m.stats().actor.snapshots;
+    assert!((4..=12).contains(&written), "{written} snapshots");
+    let again = ManagerBuilder::new().journal_arc(journal).without_manifests().open().await.unwrap();
+    let report = again.recovery_report();
+    assert!(report.snapshot_sequence.is_some(), "{report:?}");
+    assert!(report.records_replayed <= 100, "{report:?}");
+    assert_eq!(again.stats().state.sessions, 200);
+}
+
 #[tokio::test]
 async fn builder_rejects_bad_configuration() {
     assert!(matches!(ManagerBuilder::new().open().await, Err(ManagerError::Config(_))));
