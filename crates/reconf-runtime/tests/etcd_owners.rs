@@ -608,3 +608,29 @@ async fn a_handoff_whose_reply_was_lost_is_answered_by_what_the_journal_holds() 
     assert_eq!(records(&mut client, "/lost").await.len(), 1);
     assert_eq!(m.sync().await.unwrap(), head + 1);
 }
+
+/// Closing a session by its authority (not by the owner's handle) removes its live-owner
+/// record in the same transaction as the close: no node is left believing in an owner of
+/// a closed session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_live_session_removes_its_owner_record_with_the_close() {
+    let etcd = EtcdCluster::start(1);
+    let (nx, ny) = (node(&etcd, "/close", "node-x", 5).await, node(&etcd, "/close", "node-y", 5).await);
+    setup(&nx, 2).await;
+    let boundary = LinkBoundary::for_bundle(&x());
+    let h = nx.attach_owner(s(0), label("worker-a"), boundary.clone()).await.unwrap();
+    nx.attach_owner(s(1), label("worker-b"), boundary.clone()).await.unwrap();
+    let mut client = raw(&etcd).await;
+    assert_eq!(records(&mut client, "/close").await.len(), 2);
+    nx.close_session(s(0), a(0)).await.unwrap();
+    // The close and the removal are one transaction: the head and the surviving record
+    // are all that is left, and the removal is visible as soon as the close is.
+    let left = records(&mut client, "/close").await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].0.ends_with(&s(1).to_string()), "{left:?}");
+    assert!(nx.live_owner(&s(0)).is_none());
+    assert!(matches!(nx.check_ingress(&h.capability, &boundary), Err(OwnershipError::NotLive { .. })));
+    ny.sync().await.unwrap();
+    eventually("node y to see the owner gone", || ny.live_owner(&s(0)).is_none()).await;
+    assert_eq!(ny.live_owner(&s(1)).unwrap().owner.as_str(), "worker-b");
+}

@@ -43,6 +43,8 @@ fn outcomes_are_named() {
         m.open_session(s, a, None).await.unwrap();
         m.delegate_session(DelegationRequest::new(s, a, b, x.clone())).await.unwrap();
         m.delegate_session(DelegationRequest::new(s, a, b, x.clone())).await.unwrap_err();
+        // A refused command that is not a delegation is named as one.
+        m.open_session(s, a, None).await.unwrap_err();
         journal.fail_nth_commit(1);
         m.delegate_session(DelegationRequest::new(s, b, a, x.clone())).await.unwrap_err();
         let h = m.attach_owner(s, OwnerLabel::new("o").unwrap(), LinkBoundary::for_bundle(&x)).await.unwrap();
@@ -61,6 +63,7 @@ fn outcomes_are_named() {
     for want in [
         events::DELEGATION_PERSISTED,
         events::DELEGATION_REJECTED,
+        events::COMMAND_REJECTED,
         events::BATCH_FAILED,
         events::HANDOFF_COMMITTED,
         events::COMMAND_PERSISTED,
