@@ -15,10 +15,13 @@ use reconf_effects::journal::{Committed, JournalRecord, Sequence, StoredSnapshot
 use reconf_runtime::*;
 use tokio::sync::{Notify, Semaphore};
 
-/// A journal whose commits, once the gate is closed, wait for a permit each.
+/// A journal whose commits, once the gate is closed, wait for a permit each; and while
+/// `conflicts` is above zero, each commit is refused as if another writer had got there
+/// first (nothing written).
 struct Gated {
     inner: FaultyJournal<MemoryJournal>,
     closed: AtomicBool,
+    conflicts: AtomicU64,
     permits: Semaphore,
     started: AtomicU64,
     arrived: Notify,
@@ -29,6 +32,7 @@ impl Gated {
         Arc::new(Self {
             inner: FaultyJournal::new(inner),
             closed: AtomicBool::new(false),
+            conflicts: AtomicU64::new(0),
             permits: Semaphore::new(0),
             started: AtomicU64::new(0),
             arrived: Notify::new(),
@@ -48,6 +52,10 @@ impl Gated {
 #[async_trait]
 impl JournalEffects for Gated {
     async fn commit(&self, batch: Vec<Fact>, expected: ExpectedHead) -> Result<Committed, JournalError> {
+        let conflict = self.conflicts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if conflict.is_ok() {
+            return Err(JournalError::Conflict { expected, actual: self.inner.head().await? });
+        }
         if self.closed.load(Ordering::SeqCst) {
             self.started.fetch_add(1, Ordering::SeqCst);
             self.arrived.notify_waiters();
@@ -222,4 +230,27 @@ async fn a_conflicting_commit_rechecks_both_batches_after_catching_up() {
     assert_eq!(m.session(&s(1)).unwrap().holder, a("c"));
     assert_eq!(m.session(&s(3)).unwrap().holder, a("z"), "the other writer's change was caught up");
     assert_eq!(m.state_snapshot(), replayed(journal.as_ref()).await);
+}
+
+/// A writer that keeps losing the race retries the first few times at once, then pauses
+/// a random while under a cap that doubles (1, 2, 4, 8, 16 ms, then 20 ms), so colliding
+/// writers spread out; every retry catches up and re-checks, and the command lands once
+/// the conflicts stop. Timed on tokio's paused clock: the pauses are all the time there is.
+#[tokio::test(start_paused = true)]
+async fn repeated_conflicts_back_off_under_a_doubling_cap() {
+    let (m, journal, _clock) = rig(MemoryJournal::new()).await;
+    journal.closed.store(false, Ordering::SeqCst);
+    let before = m.stats().actor.conflicts;
+    journal.conflicts.store(12, Ordering::SeqCst);
+    let t = tokio::time::Instant::now();
+    let out = m.delegate_session(delegation(1, "a", "b")).await.unwrap();
+    let paused = t.elapsed();
+    assert_eq!(m.stats().actor.conflicts - before, 12);
+    assert_eq!(out.receipt.to, a("b"));
+    assert_eq!(m.session(&s(1)).unwrap().holder, a("b"));
+    // Retries 4 to 12 pause, under caps 1 + 2 + 4 + 8 + 16 + 4 x 20 = 111 ms; without
+    // the doubling they would all be nearly nothing (odds of the real pauses summing to
+    // under 5 ms are below one in ten thousand).
+    assert!(paused >= Duration::from_millis(5), "{paused:?}");
+    assert!(paused <= Duration::from_millis(111), "{paused:?}");
 }

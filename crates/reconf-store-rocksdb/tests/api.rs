@@ -131,6 +131,22 @@ async fn a_journal_held_open_is_in_use_not_a_storage_failure() {
     RocksJournal::open(dir.path(), RocksJournalOptions::default()).unwrap();
 }
 
+/// "In use" is said only for the directory lock: any other I/O failure at open (here
+/// RocksDB's `CURRENT` file is a directory) is a storage error naming the path.
+#[test]
+fn an_unreadable_journal_is_a_storage_failure_not_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("CURRENT")).unwrap();
+    let err = RocksJournal::open(dir.path(), RocksJournalOptions::default()).unwrap_err();
+    match &err {
+        JournalError::Storage { reason } => {
+            assert!(reason.contains(&dir.path().display().to_string()), "{reason}");
+            assert!(reason.contains("CURRENT"), "{reason}");
+        }
+        other => panic!("expected a storage error, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fact_of_a_newer_schema_is_named_with_both_versions() {
     let dir = tempfile::tempdir().unwrap();
