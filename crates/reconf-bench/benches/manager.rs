@@ -72,7 +72,7 @@ async fn open(
 }
 
 /// Opens the manager on a RocksDB journal of its own at `path`, as
-/// [`ManagerBuilder::rocksdb_journal`] does for a user (so with its commits in flight).
+/// [`ManagerBuilder::rocksdb_journal`] does for a user.
 async fn open_rocks(path: &std::path::Path, snapshots: Option<u64>) -> (ReconfigurationManager, Duration) {
     let t = Instant::now();
     let builder = ManagerBuilder::new().rocksdb_journal(path).unwrap();
@@ -345,10 +345,10 @@ fn rocks(
     rows.push(Row { name: "manager, RocksDB journal, 64 callers".into(), per_sec: rate });
     notes.push(format!("manager on RocksDB / bare RocksJournal 64-writer commits: {:.2}x", rate / bare_rate));
     notes.push(format!(
-        "manager on RocksDB: mean batch {:.1} commands per journal commit over {} commits; {} snapshots written",
+        "manager on RocksDB rounds: mean batch {:.1} commands per journal commit over {} commits; {} snapshots written",
         (after.facts - before.facts) as f64 / (after.commits - before.commits).max(1) as f64,
         after.commits - before.commits,
-        after.snapshots
+        after.snapshots - before.snapshots
     ));
     rt.block_on(m.shutdown()).unwrap();
     drop(m);

@@ -1310,7 +1310,7 @@ impl Actor {
             state.clone()
         };
         let head = copy.head();
-        // A failed snapshot is retried one interval later; the journal still holds every
+        // A failed snapshot is retried when the next one is due; the journal still holds every
         // record, so nothing depends on it.
         self.last_snapshot = head;
         let journal = Arc::clone(&self.journal);
