@@ -606,3 +606,31 @@ async fn journal_audit_replays_everything_and_checks_the_snapshot() {
         Err(ManagerError::Recovery(RecoveryError::SnapshotUndecodable { sequence: 13, .. }))
     ));
 }
+
+/// Two managers on one journal. A writer checks each batch against its state plus what
+/// its own batches still in flight will change; once those are applied, what they said
+/// must not outlive them: after the other manager moves a session this one delegated,
+/// this one (caught up) refuses a delegation from the holder it last wrote, and writes
+/// nothing.
+#[tokio::test]
+async fn a_writer_checks_against_other_writers_records_not_its_own_earlier_batches() {
+    let journal = Arc::new(MemoryJournal::new());
+    let open = || ManagerBuilder::new().journal_arc(journal.clone()).without_manifests().open();
+    let (m1, m2) = (open().await.unwrap(), open().await.unwrap());
+    m1.register_bundle(ComposedBundle::new(bid("x"))).await.unwrap();
+    m1.open_session(s(1), a("a"), Some(bid("x"))).await.unwrap();
+    m1.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("x"))).await.unwrap();
+    m2.sync().await.unwrap();
+    m2.delegate_session(DelegationRequest::new(s(1), a("b"), a("c"), bid("x"))).await.unwrap();
+    let head = m1.sync().await.unwrap();
+    assert_eq!(m1.session(&s(1)).unwrap().holder, a("c"));
+    let refused = m1.delegate_session(DelegationRequest::new(s(1), a("b"), a("d"), bid("x"))).await;
+    let e = refused.expect_err("b no longer holds the session");
+    assert_eq!(e.kind(), "not_active_holder", "{e}");
+    assert_eq!(journal_len(journal.as_ref()).await, head, "nothing was written");
+    // The true holder may go on from either manager.
+    m1.delegate_session(DelegationRequest::new(s(1), a("c"), a("d"), bid("x"))).await.unwrap();
+    m2.sync().await.unwrap();
+    assert_eq!(m2.state_snapshot(), replayed(journal.as_ref()).await);
+    assert_eq!(m1.state_snapshot(), m2.state_snapshot());
+}
