@@ -187,3 +187,30 @@ fn option_setters_set_their_field_and_debug_names_the_journal() {
     let shown = format!("{journal:?}");
     assert!(shown.contains("RocksJournal") && shown.contains(&dir.path().display().to_string()), "{shown}");
 }
+
+/// The on-disk layout promises LZ4 for the records column family (the one that grows).
+/// RocksDB writes the options each column family was opened with into the directory's
+/// newest `OPTIONS-*` file; read them back. (The small families get RocksDB's default,
+/// which is LZ4 as well while LZ4 is the only codec built in.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_stored_lz4_compressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    journal.commit(vec![fact(1)], ExpectedHead::Empty).await.unwrap();
+    journal.close().await.unwrap();
+    let number = |p: &std::path::Path| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        name.strip_prefix("OPTIONS-").and_then(|n| n.parse::<u64>().ok())
+    };
+    let newest = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| number(p).is_some())
+        .max_by_key(|p| number(p))
+        .expect("RocksDB writes an OPTIONS file");
+    let text = std::fs::read_to_string(newest).unwrap();
+    let section = text.split("[CFOptions \"records\"]").nth(1).expect("a records section");
+    let section = section.split("\n[").next().unwrap();
+    let compression = section.lines().map(str::trim).find_map(|l| l.strip_prefix("compression="));
+    assert_eq!(compression, Some("kLZ4Compression"));
+}
