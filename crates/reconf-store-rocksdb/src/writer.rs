@@ -317,3 +317,84 @@ fn reply(outcome: Outcome, failed: Option<&Failed>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::RocksJournalOptions;
+    use reconf_core::{AuthorityId, Change, Fact, SessionId};
+
+    fn payloads(n: u128) -> Vec<Vec<u8>> {
+        let fact = Fact::new(Change::SessionClosed {
+            session: SessionId::from_u128(n),
+            authority: AuthorityId([3; 32]),
+        });
+        vec![frame::encode_fact(&fact).unwrap()]
+    }
+
+    type Reply = oneshot::Receiver<Result<Committed, JournalError>>;
+
+    fn commit(group: &mut Vec<Request>, n: u128, expected: ExpectedHead) -> Reply {
+        let (reply, rx) = oneshot::channel();
+        group.push(Request::Commit { payloads: payloads(n), expected, reply });
+        rx
+    }
+
+    /// Plans one group against a journal whose head is 1 and answers it as if its write
+    /// had ended with `failed`. The group: a commit expecting an empty journal (refused by
+    /// the durable head), a commit after 1 (accepted, records 2..), and a second commit
+    /// after 1 (refused by the records of the one before it, which exist only if the write
+    /// succeeds).
+    fn answer_group(failed: Option<Failed>) -> [Result<Committed, JournalError>; 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = RocksJournalOptions::default();
+        let db = store::open_db(dir.path(), &options).unwrap();
+        let slot = Arc::new(Slot::new(db, dir.path().to_path_buf(), options));
+        let tail = store::load_tail(&slot.get().unwrap()).unwrap();
+        let mut writer = Writer::new(slot, tail, Arc::default(), HeadSignal::new(0), 16, BTreeSet::new(), 2);
+        // The durable head: one record.
+        let mut group = Vec::new();
+        let mut first = commit(&mut group, 1, ExpectedHead::Empty);
+        writer.process(&mut group);
+        assert_eq!(first.try_recv().unwrap().unwrap(), Committed { first: 1, last: 1 });
+
+        let mut group = Vec::new();
+        let mut stale = commit(&mut group, 2, ExpectedHead::Empty);
+        let mut accepted = commit(&mut group, 2, ExpectedHead::after(1));
+        let mut behind = commit(&mut group, 3, ExpectedHead::after(1));
+        let db = writer.slot.get().unwrap();
+        let outcomes = writer.plan(&db, &mut group, &mut WriteBatch::default()).unwrap();
+        for outcome in outcomes {
+            reply(outcome, failed.as_ref());
+        }
+        [stale.try_recv().unwrap(), accepted.try_recv().unwrap(), behind.try_recv().unwrap()]
+    }
+
+    #[test]
+    fn a_group_that_lands_answers_each_request_against_the_head_before_it() {
+        let [stale, accepted, behind] = answer_group(None);
+        assert_eq!(stale, Err(JournalError::Conflict { expected: ExpectedHead::Empty, actual: Some(1) }));
+        assert_eq!(accepted, Ok(Committed { first: 2, last: 2 }));
+        assert_eq!(behind, Err(JournalError::Conflict { expected: ExpectedHead::At(1), actual: Some(2) }));
+    }
+
+    /// When the write fails, a conflict with the durable head still holds, but one with
+    /// records of the same group does not: those records were never written, so that
+    /// request is refused with the write's failure, never told of a head that does not
+    /// exist.
+    #[test]
+    fn a_failed_group_refuses_what_depended_on_it_and_keeps_true_conflicts() {
+        let failed = Failed { full: false, reason: "the test's write failed".to_owned() };
+        let [stale, accepted, behind] = answer_group(Some(failed));
+        assert_eq!(stale, Err(JournalError::Conflict { expected: ExpectedHead::Empty, actual: Some(1) }));
+        assert!(matches!(accepted, Err(JournalError::Ambiguous { .. })), "{accepted:?}");
+        assert!(matches!(behind, Err(JournalError::Storage { .. })), "{behind:?}");
+        let full = Failed { full: true, reason: "no space".to_owned() };
+        let [stale, accepted, behind] = answer_group(Some(full));
+        assert!(matches!(stale, Err(JournalError::Conflict { .. })), "{stale:?}");
+        assert!(matches!(accepted, Err(JournalError::StorageFull { .. })), "{accepted:?}");
+        assert!(matches!(behind, Err(JournalError::StorageFull { .. })), "{behind:?}");
+    }
+}

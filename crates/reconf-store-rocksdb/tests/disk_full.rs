@@ -1,5 +1,6 @@
 //! Disk full: the journal on a small filesystem that fills up (a tmpfs in a private mount
-//! namespace, see `support/small_disk.rs`).
+//! namespace, see `support/small_disk.rs`); and a write error that is not a full disk
+//! (a file-size limit), which must not be reported as one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -127,4 +128,64 @@ async fn assert_contiguous(journal: &impl JournalEffects, head: u64) {
     for (r, n) in records.iter().zip(1u128..) {
         assert_eq!((r.sequence, fact_id(&r.fact)), (n as u64, n));
     }
+}
+
+/// Set in the child that runs [`file_size_limit_worker`].
+const FILE_LIMIT_WORKER: &str = "RECONF_FILE_LIMIT_WORKER";
+
+/// A write that fails for another reason than a full disk is not reported as one (that
+/// error tells the operator to free space, which would not help). The failure here is
+/// real: the child runs under a 1 MiB file-size limit (`ulimit -f`, with `SIGXFSZ`
+/// ignored), so once the write-ahead log reaches it, RocksDB's append fails with EFBIG.
+#[test]
+fn a_write_error_that_is_not_a_full_disk_is_ambiguous_not_storage_full() {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 2048 && exec \"$0\" file_size_limit_worker --exact --nocapture --include-ignored --test-threads=1")
+        .arg(exe)
+        .env(FILE_LIMIT_WORKER, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    assert!(
+        out.status.success(),
+        "worker {}:\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "the worker ran: {stdout}");
+}
+
+/// Not a test on its own: the test above runs it under a file-size limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "runs inside a_write_error_that_is_not_a_full_disk_is_ambiguous_not_storage_full"]
+async fn file_size_limit_worker() {
+    if std::env::var_os(FILE_LIMIT_WORKER).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    let batch = |head: u64| (1..=BATCH).map(|i| fact(u128::from(head + i))).collect::<Vec<_>>();
+    let mut head = 0;
+    let mut failed = None;
+    for _ in 0..10_000 {
+        match journal.commit(batch(head), ExpectedHead::after(head)).await {
+            Ok(c) => head = c.last,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let e = failed.expect("the write-ahead log reached the file-size limit");
+    assert!(e.to_string().contains("File too large"), "the failure is the limit's EFBIG: {e}");
+    assert!(
+        matches!(e, JournalError::Ambiguous { .. }),
+        "a failed write, outcome unknown, not a full disk: {e:?}"
+    );
+    assert!(e.outcome_unknown());
+    assert_contiguous(&journal, head).await;
+    println!("write refused with EFBIG after {head} acknowledged records: {e}");
 }
