@@ -387,7 +387,8 @@ async fn records_count(client: &mut etcd_client::Client) -> usize {
 ///   journal head (nothing is written);
 /// - `fences`: the next n writes are refused by the record compare, reporting the
 ///   records as they really are (nothing is written);
-/// - `lapsed`: the node's lease reads as no longer certainly held.
+/// - `lapsed`: the node's lease reads as no longer certainly held;
+/// - `inject`: sends an event into the node's stream, as if the registry had.
 struct Deaf {
     inner: Arc<reconf_runtime::crates::store_etcd::EtcdOwners>,
     hold: Arc<std::sync::atomic::AtomicBool>,
@@ -396,6 +397,7 @@ struct Deaf {
     fences: Arc<std::sync::atomic::AtomicU32>,
     lapsed: Arc<std::sync::atomic::AtomicBool>,
     writes: Arc<std::sync::atomic::AtomicU32>,
+    inject: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<reconf_effects::OwnerEvent>>>>,
 }
 
 const LOST_AFTER_WRITING: u8 = 1;
@@ -410,6 +412,7 @@ fn deaf(inner: Arc<reconf_runtime::crates::store_etcd::EtcdOwners>) -> Deaf {
         fences: Arc::default(),
         lapsed: Arc::default(),
         writes: Arc::default(),
+        inject: Arc::default(),
     }
 }
 
@@ -460,6 +463,7 @@ impl OwnerRegistryEffects for Deaf {
     fn events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<reconf_effects::OwnerEvent>> {
         let mut from = self.inner.events()?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.inject.lock().unwrap() = Some(tx.clone());
         let hold = Arc::clone(&self.hold);
         tokio::spawn(async move {
             while let Some(event) = from.recv().await {
@@ -798,4 +802,88 @@ async fn a_node_whose_lease_lapsed_drops_its_own_owners_on_the_next_event() {
     assert_eq!(nx.stats().actor.owners_lost - lost_before, 2);
     eventually("node x to see node y's owner", || nx.live_owner(&s(2)).is_some()).await;
     assert_eq!(nx.live_owner(&s(2)).unwrap().owner.as_str(), "worker-y");
+}
+
+/// A registry stream that missed events (etcd compacted them) delivers a `Reset`: every
+/// record as of a revision. The node drops its owners the list no longer has, each with
+/// a `Removed` notice, and keeps the ones it still has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_of_the_registry_drops_exactly_the_owners_it_no_longer_lists() {
+    use reconf_runtime::crates::store_etcd::EtcdOwners;
+    let etcd = EtcdCluster::start(1);
+    let journal =
+        Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/reset", "node-x", 5)).await.unwrap());
+    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
+    let inner = Arc::clone(&owners);
+    let registry = deaf(owners);
+    let inject = Arc::clone(&registry.inject);
+    let m = ManagerBuilder::new()
+        .journal_arc(journal)
+        .owner_registry(Arc::new(registry))
+        .without_manifests()
+        .open()
+        .await
+        .unwrap();
+    setup(&m, 2).await;
+    let boundary = LinkBoundary::for_bundle(&x());
+    let mut notices = m.owner_notices();
+    for i in 0..2 {
+        m.attach_owner(s(i), label("worker"), boundary.clone()).await.unwrap();
+    }
+    // The list as of now, without session 0's record.
+    let (entries, revision) = inner.list().await.unwrap();
+    assert_eq!(entries.len(), 2);
+    let entries = entries.into_iter().filter(|e| e.session != s(0)).collect();
+    let send = inject.lock().unwrap().clone().expect("the manager took the event stream");
+    send.send(reconf_effects::OwnerEvent::Reset { entries, revision }).unwrap();
+    let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv()).await.unwrap().unwrap();
+    assert_eq!(notice.session, s(0));
+    assert!(matches!(notice.reason, OwnerLoss::Removed), "{:?}", notice.reason);
+    assert!(m.live_owner(&s(0)).is_none());
+    assert_eq!(m.live_owner(&s(1)).unwrap().owner.as_str(), "worker");
+    assert_eq!(m.stats().live_sessions, 1);
+}
+
+/// A node that moves a session without knowing another node runs a live owner for it
+/// (its events were late) leaves that owner's record behind; the owner's node, following
+/// the journal, sees the session change, reports its owner lost and removes the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_whose_session_another_node_moved_is_reported_and_its_record_removed() {
+    use reconf_runtime::crates::store_etcd::EtcdOwners;
+    let etcd = EtcdCluster::start(1);
+    let nx = node(&etcd, "/moved-away", "node-x", 5).await;
+    let journal =
+        Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/moved-away", "node-y", 5)).await.unwrap());
+    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
+    let registry = deaf(owners);
+    let hold = Arc::clone(&registry.hold);
+    hold.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ny = ManagerBuilder::new()
+        .journal_arc(journal)
+        .owner_registry(Arc::new(registry))
+        .without_manifests()
+        .open()
+        .await
+        .unwrap();
+    setup(&nx, 1).await;
+    let boundary = LinkBoundary::for_bundle(&x());
+    let mut notices = nx.owner_notices();
+    nx.attach_owner(s(0), label("worker-x"), boundary.clone()).await.unwrap();
+    let mut client = raw(&etcd).await;
+    assert_eq!(records(&mut client, "/moved-away").await.len(), 1);
+    // Node y hears nothing of the owner and delegates the session by its authority.
+    ny.sync().await.unwrap();
+    assert!(ny.live_owner(&s(0)).is_none());
+    ny.delegate_session(DelegationRequest::new(s(0), a(0), a(1), x())).await.unwrap();
+    let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv()).await.unwrap().unwrap();
+    assert_eq!((notice.session, notice.owner.as_str()), (s(0), "worker-x"));
+    assert!(matches!(notice.reason, OwnerLoss::Removed), "{:?}", notice.reason);
+    assert!(nx.live_owner(&s(0)).is_none());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !records(&mut client, "/moved-away").await.is_empty() {
+        assert!(Instant::now() < deadline, "node x never removed its owner's record");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(nx.session(&s(0)).unwrap().holder, a(1));
+    hold.store(false, std::sync::atomic::Ordering::SeqCst);
 }

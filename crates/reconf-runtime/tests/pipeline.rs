@@ -253,4 +253,11 @@ async fn repeated_conflicts_back_off_under_a_doubling_cap() {
     // under 5 ms are below one in ten thousand).
     assert!(paused >= Duration::from_millis(5), "{paused:?}");
     assert!(paused <= Duration::from_millis(111), "{paused:?}");
+    // The cap starts small: six collisions pause under caps 1 + 2 + 4 = 7 ms (under a flat
+    // 20 ms cap their sum would stay below that less than once in a hundred runs).
+    journal.conflicts.store(6, Ordering::SeqCst);
+    let t = tokio::time::Instant::now();
+    m.delegate_session(delegation(1, "b", "c")).await.unwrap();
+    let paused = t.elapsed();
+    assert!(paused <= Duration::from_millis(7), "{paused:?}");
 }
