@@ -113,6 +113,30 @@ impl RocksJournal {
         result
     }
 
+    /// One of RocksDB's named properties of the journal's database, for diagnostics: for
+    /// example `rocksdb.dbstats` (whose "Cumulative WAL" line counts the write-ahead
+    /// log's writes and syncs) or `rocksdb.estimate-live-data-size`. `None` when RocksDB
+    /// has no property of that name.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), reconf_effects::JournalError> {
+    /// use reconf_store_rocksdb::{RocksJournal, RocksJournalOptions};
+    /// let dir = tempfile::tempdir().map_err(|e| reconf_effects::JournalError::Storage { reason: e.to_string() })?;
+    /// let journal = RocksJournal::open(dir.path(), RocksJournalOptions::default())?;
+    /// let stats = journal.property("rocksdb.dbstats")?.unwrap_or_default();
+    /// assert!(stats.contains("Cumulative WAL"));
+    /// assert_eq!(journal.property("no.such.property")?, None);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`JournalError::Storage`] when the database cannot be reached (a reopen after a
+    /// failed write did not succeed) or RocksDB fails to read the property.
+    pub fn property(&self, name: &str) -> Result<Option<String>, JournalError> {
+        let db = self.slot.get()?;
+        db.property_value(name).map_err(|e| storage(&format!("reading RocksDB property {name}"), e))
+    }
+
     /// Stops the writer after the requests already sent and waits for it, off the async
     /// worker threads. The database is released when this returns (unless reads are still
     /// running on the blocking pool).
