@@ -19,7 +19,8 @@ use crate::store::{self, storage};
 
 /// How long a read waits for a reopen in progress, and the writer for reads still holding
 /// the old database, before giving up with a storage error.
-const REOPEN_WAIT: Duration = Duration::from_secs(10);
+/// (The crate's unit tests wait a fifth of a second, so the giving up is tested quickly.)
+const REOPEN_WAIT: Duration = if cfg!(test) { Duration::from_millis(200) } else { Duration::from_secs(10) };
 
 /// Free space a reopen needs at least (a new MANIFEST and write-ahead log, and the flush of
 /// what the old log held). Probed first, so a disk that is still full fails the write fast
@@ -113,4 +114,35 @@ fn probe_room(dir: &Path) -> Result<(), JournalError> {
 /// I/O error whose message carries the system's text for it.
 pub(crate) fn is_no_space(e: &rocksdb::Error) -> bool {
     e.kind() == rocksdb::ErrorKind::IOError && e.as_ref().contains("No space left on device")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn slot(dir: &Path) -> Slot {
+        let options = RocksJournalOptions::default();
+        Slot::new(store::open_db(dir, &options).unwrap(), dir.to_path_buf(), options)
+    }
+
+    /// A reopen waits for reads still holding the old database, but not forever: it gives
+    /// up with a storage error and puts the same database back, so reads go on. Once the
+    /// reads are done, the reopen goes through.
+    #[test]
+    fn a_reopen_that_reads_keep_blocking_gives_up_and_keeps_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let slot = slot(dir.path());
+        let held = slot.get().unwrap();
+        let started = Instant::now();
+        let e = slot.reopen().unwrap_err();
+        assert!(started.elapsed() >= REOPEN_WAIT);
+        assert!(e.to_string().contains("reads still hold the database"), "{e}");
+        let again = slot.get().unwrap();
+        assert!(Arc::ptr_eq(&held, &again), "the same database is back");
+        drop((held, again));
+        let reopened = slot.reopen().unwrap();
+        assert!(Arc::ptr_eq(&reopened, &slot.get().unwrap()));
+    }
 }

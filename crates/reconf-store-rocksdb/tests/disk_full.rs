@@ -135,14 +135,15 @@ const FILE_LIMIT_WORKER: &str = "RECONF_FILE_LIMIT_WORKER";
 
 /// A write that fails for another reason than a full disk is not reported as one (that
 /// error tells the operator to free space, which would not help). The failure here is
-/// real: the child runs under a 1 MiB file-size limit (`ulimit -f`, with `SIGXFSZ`
-/// ignored), so once the write-ahead log reaches it, RocksDB's append fails with EFBIG.
+/// real: the child runs under a 512 KiB file-size limit (`ulimit -f`, with `SIGXFSZ`
+/// ignored), so once the write-ahead log reaches it, RocksDB's append fails with EFBIG;
+/// and the free-space probe the next commit makes first (1 MiB) fails with EFBIG too.
 #[test]
 fn a_write_error_that_is_not_a_full_disk_is_ambiguous_not_storage_full() {
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 2048 && exec \"$0\" file_size_limit_worker --exact --nocapture --include-ignored --test-threads=1")
+        .arg("trap '' XFSZ; ulimit -f 1024 && exec \"$0\" file_size_limit_worker --exact --nocapture --include-ignored --test-threads=1")
         .arg(exe)
         .env(FILE_LIMIT_WORKER, "1")
         .output()
@@ -186,6 +187,10 @@ async fn file_size_limit_worker() {
         "a failed write, outcome unknown, not a full disk: {e:?}"
     );
     assert!(e.outcome_unknown());
+    assert_contiguous(&journal, head).await;
+    let next = journal.commit(batch(head), ExpectedHead::after(head)).await.unwrap_err();
+    assert!(matches!(next, JournalError::Storage { .. }), "the probe failed, the disk is not full: {next:?}");
+    assert!(next.to_string().contains("probing free space"), "{next}");
     assert_contiguous(&journal, head).await;
     println!("write refused with EFBIG after {head} acknowledged records: {e}");
 }
