@@ -260,4 +260,53 @@ async fn repeated_conflicts_back_off_under_a_doubling_cap() {
     m.delegate_session(delegation(1, "b", "c")).await.unwrap();
     let paused = t.elapsed();
     assert!(paused <= Duration::from_millis(7), "{paused:?}");
+    // And ends at 20 ms: after 28 collisions the pauses' caps sum to 31 + 20 x 20 = 431 ms;
+    // the real pauses average 215 ms and fall under 50 ms about once in ten million runs.
+    journal.conflicts.store(28, Ordering::SeqCst);
+    let t = tokio::time::Instant::now();
+    m.delegate_session(delegation(1, "c", "b")).await.unwrap();
+    let paused = t.elapsed();
+    assert!(paused >= Duration::from_millis(50), "{paused:?}");
+    assert!(paused <= Duration::from_millis(431), "{paused:?}");
+    m.delegate_session(delegation(1, "b", "c")).await.unwrap();
+    // Exactly: the first paused retry waits at most 1 ms, every time (a cap of 2 ms would
+    // stay under 1 ms twenty times in a row once in a million runs).
+    let holders = ["c", "d"];
+    for i in 0..20 {
+        journal.conflicts.store(4, Ordering::SeqCst);
+        let t = tokio::time::Instant::now();
+        m.delegate_session(delegation(1, holders[i % 2], holders[(i + 1) % 2])).await.unwrap();
+        let paused = t.elapsed();
+        assert!(paused <= Duration::from_millis(1), "retry {i}: {paused:?}");
+    }
+}
+
+/// Commands checked while the second of two pipelined batches is in flight see what that
+/// batch will change, as the second batch saw the first's: once the first lands, what the
+/// second will leave is still the state the next commands are checked against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_checked_behind_the_second_batch_see_its_effects_too() {
+    let (m, journal, _clock) = rig(MemoryJournal::new()).await;
+    let spawn = |request: DelegationRequest| {
+        let m = m.clone();
+        tokio::spawn(async move { m.delegate_session(request).await })
+    };
+    let first = spawn(delegation(1, "a", "b"));
+    journal.wait_for(1).await;
+    let second = spawn(delegation(1, "b", "c"));
+    settle_in().await;
+    // The first lands; the second goes in flight and waits at the gate.
+    journal.permits.add_permits(1);
+    first.await.unwrap().unwrap();
+    journal.wait_for(2).await;
+    assert_eq!(m.session(&s(1)).unwrap().holder, a("b"));
+    // `b` holds the session now, but not once the second lands.
+    let third = spawn(delegation(1, "b", "d"));
+    settle_in().await;
+    journal.permits.add_permits(2);
+    second.await.unwrap().unwrap();
+    let third = third.await.unwrap().unwrap_err();
+    assert!(matches!(third, ManagerError::Rejected(CommandError::NotActiveHolder { .. })), "{third:?}");
+    assert_eq!(m.session(&s(1)).unwrap().holder, a("c"));
+    assert_eq!(m.state_snapshot(), replayed(journal.as_ref()).await);
 }

@@ -634,3 +634,18 @@ async fn a_writer_checks_against_other_writers_records_not_its_own_earlier_batch
     assert_eq!(m2.state_snapshot(), replayed(journal.as_ref()).await);
     assert_eq!(m1.state_snapshot(), m2.state_snapshot());
 }
+
+/// On an empty journal the first batch may write nothing at all (every command in it
+/// refused): it is answered without a commit, and the manager goes on from head 0.
+#[tokio::test]
+async fn a_first_batch_of_refused_commands_on_an_empty_journal_writes_nothing() {
+    let journal = Arc::new(MemoryJournal::new());
+    let m = ManagerBuilder::new().journal_arc(journal.clone()).without_manifests().open().await.unwrap();
+    let e = m.delegate_session(DelegationRequest::new(s(1), a("a"), a("b"), bid("x"))).await.unwrap_err();
+    assert_eq!(e.kind(), "unknown_bundle", "{e}");
+    assert_eq!(journal_len(journal.as_ref()).await, 0);
+    m.register_bundle(ComposedBundle::new(bid("x"))).await.unwrap();
+    m.open_session(s(1), a("a"), Some(bid("x"))).await.unwrap();
+    assert_eq!(m.sync().await.unwrap(), 2);
+    assert_eq!(m.state_snapshot(), replayed(journal.as_ref()).await);
+}
