@@ -389,6 +389,7 @@ async fn records_count(client: &mut etcd_client::Client) -> usize {
 ///   records as they really are (nothing is written);
 /// - `lapsed`: the node's lease reads as no longer certainly held;
 /// - `inject`: sends an event into the node's stream, as if the registry had.
+#[derive(Clone)]
 struct Deaf {
     inner: Arc<reconf_runtime::crates::store_etcd::EtcdOwners>,
     hold: Arc<std::sync::atomic::AtomicBool>,
@@ -414,6 +415,27 @@ fn deaf(inner: Arc<reconf_runtime::crates::store_etcd::EtcdOwners>) -> Deaf {
         writes: Arc::default(),
         inject: Arc::default(),
     }
+}
+
+/// A node on `prefix` whose registry is wrapped in [`Deaf`]: the node, the wrapper's
+/// switches (a clone sharing them) and its journal.
+async fn deaf_node(
+    etcd: &EtcdCluster,
+    prefix: &str,
+    name: &str,
+) -> (ReconfigurationManager, Deaf, Arc<EtcdJournal>) {
+    use reconf_runtime::crates::store_etcd::EtcdOwners;
+    let journal = Arc::new(EtcdJournal::connect(options(etcd.endpoints(), prefix, name, 5)).await.unwrap());
+    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
+    let registry = deaf(owners);
+    let m = ManagerBuilder::new()
+        .journal_arc(Arc::clone(&journal) as Arc<dyn JournalEffects>)
+        .owner_registry(Arc::new(registry.clone()))
+        .without_manifests()
+        .open()
+        .await
+        .unwrap();
+    (m, registry, journal)
 }
 
 #[async_trait::async_trait]
@@ -481,20 +503,9 @@ impl OwnerRegistryEffects for Deaf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_from_a_stale_view_are_refused_by_the_registry_compare() {
-    use reconf_runtime::crates::store_etcd::EtcdOwners;
     let etcd = EtcdCluster::start(1);
-    let journal =
-        Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/deaf", "node-x", 5)).await.unwrap());
-    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal)).await.unwrap());
-    let deaf = deaf(owners);
+    let (nx, deaf, _) = deaf_node(&etcd, "/deaf", "node-x").await;
     let hold = Arc::clone(&deaf.hold);
-    let nx = ManagerBuilder::new()
-        .journal_arc(journal)
-        .owner_registry(Arc::new(deaf))
-        .without_manifests()
-        .open()
-        .await
-        .unwrap();
     let ny = node(&etcd, "/deaf", "node-y", 5).await;
     setup(&nx, 3).await;
     ny.sync().await.unwrap();
@@ -590,21 +601,10 @@ async fn more_owner_writes_than_one_etcd_transaction_takes_are_committed_in_orde
 /// changed, and the old owner keeps the session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handoff_whose_reply_was_lost_is_answered_by_what_the_journal_holds() {
-    use reconf_runtime::crates::store_etcd::EtcdOwners;
     use std::sync::atomic::Ordering::SeqCst;
     let etcd = EtcdCluster::start(1);
-    let journal =
-        Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/lost", "node-x", 5)).await.unwrap());
-    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
-    let registry = deaf(owners);
+    let (m, registry, journal) = deaf_node(&etcd, "/lost", "node-x").await;
     let lose = Arc::clone(&registry.lose);
-    let m = ManagerBuilder::new()
-        .journal_arc(Arc::clone(&journal) as Arc<dyn JournalEffects>)
-        .owner_registry(Arc::new(registry))
-        .without_manifests()
-        .open()
-        .await
-        .unwrap();
     setup(&m, 1).await;
     let boundary = LinkBoundary::for_bundle(&x());
     let old = m.attach_owner(s(0), label("worker-a"), boundary.clone()).await.unwrap();
@@ -681,21 +681,10 @@ async fn closing_a_live_session_removes_its_owner_record_with_the_close() {
 /// keep colliding spread out); each collision is counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attach_that_meets_a_moved_head_catches_up_and_retries_with_pauses() {
-    use reconf_runtime::crates::store_etcd::EtcdOwners;
     use std::sync::atomic::Ordering::SeqCst;
     let etcd = EtcdCluster::start(1);
-    let journal =
-        Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/moved", "node-x", 5)).await.unwrap());
-    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
-    let registry = deaf(owners);
+    let (m, registry, _) = deaf_node(&etcd, "/moved", "node-x").await;
     let (conflicts, writes) = (Arc::clone(&registry.conflicts), Arc::clone(&registry.writes));
-    let m = ManagerBuilder::new()
-        .journal_arc(journal)
-        .owner_registry(Arc::new(registry))
-        .without_manifests()
-        .open()
-        .await
-        .unwrap();
     setup(&m, 2).await;
     let boundary = LinkBoundary::for_bundle(&x());
 
@@ -728,21 +717,10 @@ async fn an_attach_that_meets_a_moved_head_catches_up_and_retries_with_pauses() 
 /// owner's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_detach_refused_by_a_stale_compare_retries_with_the_record_found() {
-    use reconf_runtime::crates::store_etcd::EtcdOwners;
     use std::sync::atomic::Ordering::SeqCst;
     let etcd = EtcdCluster::start(1);
-    let journal =
-        Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/refetch", "node-x", 5)).await.unwrap());
-    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
-    let registry = deaf(owners);
+    let (m, registry, _) = deaf_node(&etcd, "/refetch", "node-x").await;
     let (fences, writes) = (Arc::clone(&registry.fences), Arc::clone(&registry.writes));
-    let m = ManagerBuilder::new()
-        .journal_arc(journal)
-        .owner_registry(Arc::new(registry))
-        .without_manifests()
-        .open()
-        .await
-        .unwrap();
     setup(&m, 1).await;
     let boundary = LinkBoundary { bundle: x(), scope: CapabilityScope::WholeSession };
     let owned = m.attach_owner(s(0), label("worker"), boundary.clone()).await.unwrap();
@@ -762,21 +740,10 @@ async fn a_detach_refused_by_a_stale_compare_retries_with_the_record_found() {
 /// owners stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_lease_lapsed_drops_its_own_owners_on_the_next_event() {
-    use reconf_runtime::crates::store_etcd::EtcdOwners;
     use std::sync::atomic::Ordering::SeqCst;
     let etcd = EtcdCluster::start(1);
-    let journal =
-        Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/lapse", "node-x", 5)).await.unwrap());
-    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
-    let registry = deaf(owners);
+    let (nx, registry, _) = deaf_node(&etcd, "/lapse", "node-x").await;
     let lapsed = Arc::clone(&registry.lapsed);
-    let nx = ManagerBuilder::new()
-        .journal_arc(journal)
-        .owner_registry(Arc::new(registry))
-        .without_manifests()
-        .open()
-        .await
-        .unwrap();
     let ny = node(&etcd, "/lapse", "node-y", 5).await;
     setup(&nx, 3).await;
     ny.sync().await.unwrap();
@@ -809,21 +776,10 @@ async fn a_node_whose_lease_lapsed_drops_its_own_owners_on_the_next_event() {
 /// a `Removed` notice, and keeps the ones it still has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_of_the_registry_drops_exactly_the_owners_it_no_longer_lists() {
-    use reconf_runtime::crates::store_etcd::EtcdOwners;
     let etcd = EtcdCluster::start(1);
-    let journal =
-        Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/reset", "node-x", 5)).await.unwrap());
-    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
-    let inner = Arc::clone(&owners);
-    let registry = deaf(owners);
+    let (m, registry, _) = deaf_node(&etcd, "/reset", "node-x").await;
+    let inner = Arc::clone(&registry.inner);
     let inject = Arc::clone(&registry.inject);
-    let m = ManagerBuilder::new()
-        .journal_arc(journal)
-        .owner_registry(Arc::new(registry))
-        .without_manifests()
-        .open()
-        .await
-        .unwrap();
     setup(&m, 2).await;
     let boundary = LinkBoundary::for_bundle(&x());
     let mut notices = m.owner_notices();
@@ -849,22 +805,11 @@ async fn a_reset_of_the_registry_drops_exactly_the_owners_it_no_longer_lists() {
 /// the journal, sees the session change, reports its owner lost and removes the record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_whose_session_another_node_moved_is_reported_and_its_record_removed() {
-    use reconf_runtime::crates::store_etcd::EtcdOwners;
     let etcd = EtcdCluster::start(1);
     let nx = node(&etcd, "/moved-away", "node-x", 5).await;
-    let journal =
-        Arc::new(EtcdJournal::connect(options(etcd.endpoints(), "/moved-away", "node-y", 5)).await.unwrap());
-    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
-    let registry = deaf(owners);
+    let (ny, registry, _) = deaf_node(&etcd, "/moved-away", "node-y").await;
     let hold = Arc::clone(&registry.hold);
     hold.store(true, std::sync::atomic::Ordering::SeqCst);
-    let ny = ManagerBuilder::new()
-        .journal_arc(journal)
-        .owner_registry(Arc::new(registry))
-        .without_manifests()
-        .open()
-        .await
-        .unwrap();
     setup(&nx, 1).await;
     let boundary = LinkBoundary::for_bundle(&x());
     let mut notices = nx.owner_notices();
