@@ -208,10 +208,32 @@ async fn a_missing_tail_record_is_refused_at_open() {
     let dir = journal_of_ten().await;
     tamper(dir.path(), |db| delete_record(db, RECORDS));
     let err = RocksJournal::open(dir.path(), RocksJournalOptions::default()).unwrap_err();
-    assert!(
-        matches!(err, JournalError::Corrupt { sequence: RECORDS, corruption: Corruption::Metadata { .. } }),
-        "{err:?}"
-    );
+    let reason = match err {
+        JournalError::Corrupt { sequence: RECORDS, corruption: Corruption::Metadata { reason } } => reason,
+        other => panic!("{other:?}"),
+    };
+    // The error says what is missing, not only that something disagrees.
+    assert_eq!(reason, format!("head is {RECORDS} but the last record is {}", RECORDS - 1));
+}
+
+/// A journal whose format version is gone while its head remains (its records were
+/// lost too) is refused for the missing format version, and the refused open writes
+/// nothing: it must not stamp a format version onto damaged data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_without_records_or_format_version_is_refused_and_left_as_it_is() {
+    let dir = journal_of_ten().await;
+    tamper(dir.path(), |db| {
+        db.delete_cf(db.cf_handle(META_CF).unwrap(), META_FORMAT_KEY).unwrap();
+        for sequence in 1..=RECORDS {
+            delete_record(db, sequence);
+        }
+    });
+    let err = RocksJournal::open(dir.path(), RocksJournalOptions::default()).unwrap_err();
+    let missing = "records exist but the format version is missing";
+    assert_eq!(err, corrupt(0, Corruption::Metadata { reason: missing.into() }));
+    let db = raw(dir.path());
+    let format = db.get_cf(db.cf_handle(META_CF).unwrap(), META_FORMAT_KEY).unwrap();
+    assert_eq!(format, None, "nothing was written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
