@@ -38,24 +38,14 @@ async fn disk_full_worker() {
     let journal = Arc::new(open(&dir));
     // Facts are numbered 1, 2, ... in journal order; a commit carries the next `BATCH`.
     let mut head = 0;
-    let batch = |head: u64| (1..=BATCH).map(|i| fact(u128::from(head + i))).collect::<Vec<_>>();
     for _ in 0..10 {
         head = journal.commit(batch(head), ExpectedHead::after(head)).await.unwrap().last;
     }
     let filler = small_disk::fill(mnt);
 
     // Commits go on into the last free pages, then one hits the full disk.
-    let mut full = None;
-    for _ in 0..100_000 {
-        match journal.commit(batch(head), ExpectedHead::after(head)).await {
-            Ok(c) => head = c.last,
-            Err(e) => {
-                full = Some(e);
-                break;
-            }
-        }
-    }
-    let full = full.expect("the disk filled up");
+    let full;
+    (head, full) = commit_until_refused(journal.as_ref(), head, "the disk filled up").await;
     assert!(matches!(full, JournalError::StorageFull { .. }), "{full:?}");
     assert!(full.outcome_unknown());
     let acknowledged = head;
@@ -121,6 +111,27 @@ async fn disk_full_worker() {
     );
 }
 
+/// The `BATCH` facts of the commit after `head`.
+fn batch(head: u64) -> Vec<reconf_core::Fact> {
+    (1..=BATCH).map(|i| fact(u128::from(head + i))).collect()
+}
+
+/// Commits batch after batch from `head` until one is refused: the head of the last one
+/// acknowledged, and the refusal (`what` names the refusal that must come).
+async fn commit_until_refused(
+    journal: &impl JournalEffects,
+    mut head: u64,
+    what: &str,
+) -> (u64, JournalError) {
+    for _ in 0..100_000 {
+        match journal.commit(batch(head), ExpectedHead::after(head)).await {
+            Ok(c) => head = c.last,
+            Err(e) => return (head, e),
+        }
+    }
+    panic!("no commit was refused: expected {what}");
+}
+
 /// Records `1..=head` are facts `1..=head`, in order.
 async fn assert_contiguous(journal: &impl JournalEffects, head: u64) {
     let records = journal.read(1, usize::try_from(head).unwrap()).await.unwrap();
@@ -130,9 +141,6 @@ async fn assert_contiguous(journal: &impl JournalEffects, head: u64) {
     }
 }
 
-/// Set in the child that runs [`file_size_limit_worker`].
-const FILE_LIMIT_WORKER: &str = "RECONF_FILE_LIMIT_WORKER";
-
 /// A write that fails for another reason than a full disk is not reported as one (that
 /// error tells the operator to free space, which would not help). The failure here is
 /// real: the child runs under a 512 KiB file-size limit (`ulimit -f`, with `SIGXFSZ`
@@ -140,22 +148,12 @@ const FILE_LIMIT_WORKER: &str = "RECONF_FILE_LIMIT_WORKER";
 /// and the free-space probe the next commit makes first (1 MiB) fails with EFBIG too.
 #[test]
 fn a_write_error_that_is_not_a_full_disk_is_ambiguous_not_storage_full() {
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 1024 && exec \"$0\" file_size_limit_worker --exact --nocapture --include-ignored --test-threads=1")
-        .arg(exe)
-        .env(FILE_LIMIT_WORKER, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    print!("{stdout}");
-    assert!(
-        out.status.success(),
-        "worker {}:\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if small_disk::in_worker() {
+        return;
+    }
+    let mut limited = std::process::Command::new("sh");
+    limited.args(["-c", "trap '' XFSZ; ulimit -f 1024 && exec \"$@\"", "sh"]);
+    let stdout = small_disk::run_in(limited, "file_size_limit_worker", "run `sh` to set a file-size limit");
     assert!(stdout.contains("1 passed"), "the worker ran: {stdout}");
 }
 
@@ -163,24 +161,12 @@ fn a_write_error_that_is_not_a_full_disk_is_ambiguous_not_storage_full() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "runs inside a_write_error_that_is_not_a_full_disk_is_ambiguous_not_storage_full"]
 async fn file_size_limit_worker() {
-    if std::env::var_os(FILE_LIMIT_WORKER).is_none() {
+    if !small_disk::in_worker() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let journal = open(dir.path());
-    let batch = |head: u64| (1..=BATCH).map(|i| fact(u128::from(head + i))).collect::<Vec<_>>();
-    let mut head = 0;
-    let mut failed = None;
-    for _ in 0..10_000 {
-        match journal.commit(batch(head), ExpectedHead::after(head)).await {
-            Ok(c) => head = c.last,
-            Err(e) => {
-                failed = Some(e);
-                break;
-            }
-        }
-    }
-    let e = failed.expect("the write-ahead log reached the file-size limit");
+    let (head, e) = commit_until_refused(&journal, 0, "the file-size limit's EFBIG").await;
     assert!(e.to_string().contains("File too large"), "the failure is the limit's EFBIG: {e}");
     assert!(
         matches!(e, JournalError::Ambiguous { .. }),

@@ -24,12 +24,21 @@ pub fn run_worker(worker: &str) {
     if !root {
         cmd.args(["--user", "--map-root-user"]);
     }
-    cmd.args(["--mount", "--propagation", "private", "--"])
+    cmd.args(["--mount", "--propagation", "private", "--"]);
+    run_in(cmd, worker, "run `unshare` (util-linux) to get a private mount namespace");
+}
+
+/// Runs the test named `worker` of this test binary as the last arguments of `wrapper`
+/// (a command that sets the child up, then runs its arguments), with [`WORKER_ENV`] set;
+/// prints what it printed, fails with its output if it failed, and returns its stdout.
+/// `missing` says what to install when `wrapper` cannot be started.
+pub fn run_in(mut wrapper: Command, worker: &str, missing: &str) -> String {
+    wrapper
         .arg(std::env::current_exe().unwrap())
         .args([worker, "--exact", "--nocapture", "--test-threads=1", "--include-ignored"])
         .env(WORKER_ENV, "1");
-    let out = cmd.output().expect("run `unshare` (util-linux) to get a private mount namespace");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = wrapper.output().expect(missing);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     print!("{stdout}");
     assert!(
         out.status.success(),
@@ -37,6 +46,7 @@ pub fn run_worker(worker: &str) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
 }
 
 /// Mounts a tmpfs of `size` (as `mount -o size=`, e.g. `24m`) on `dir`; in the worker only.
