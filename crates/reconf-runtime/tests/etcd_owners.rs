@@ -404,19 +404,6 @@ struct Deaf {
 const LOST_AFTER_WRITING: u8 = 1;
 const LOST_BEFORE_WRITING: u8 = 2;
 
-fn deaf(inner: Arc<reconf_runtime::crates::store_etcd::EtcdOwners>) -> Deaf {
-    Deaf {
-        inner,
-        hold: Arc::default(),
-        lose: Arc::default(),
-        conflicts: Arc::default(),
-        fences: Arc::default(),
-        lapsed: Arc::default(),
-        writes: Arc::default(),
-        inject: Arc::default(),
-    }
-}
-
 /// A node on `prefix` whose registry is wrapped in [`Deaf`]: the node, the wrapper's
 /// switches (a clone sharing them) and its journal.
 async fn deaf_node(
@@ -426,8 +413,17 @@ async fn deaf_node(
 ) -> (ReconfigurationManager, Deaf, Arc<EtcdJournal>) {
     use reconf_runtime::crates::store_etcd::EtcdOwners;
     let journal = Arc::new(EtcdJournal::connect(options(etcd.endpoints(), prefix, name, 5)).await.unwrap());
-    let owners = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
-    let registry = deaf(owners);
+    let inner = Arc::new(EtcdOwners::start(Arc::clone(&journal) as Arc<_>).await.unwrap());
+    let registry = Deaf {
+        inner,
+        hold: Arc::default(),
+        lose: Arc::default(),
+        conflicts: Arc::default(),
+        fences: Arc::default(),
+        lapsed: Arc::default(),
+        writes: Arc::default(),
+        inject: Arc::default(),
+    };
     let m = ManagerBuilder::new()
         .journal_arc(Arc::clone(&journal) as Arc<dyn JournalEffects>)
         .owner_registry(Arc::new(registry.clone()))
