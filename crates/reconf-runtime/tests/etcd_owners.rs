@@ -117,6 +117,26 @@ async fn two_nodes_attach_the_same_sessions_at_once_and_exactly_one_wins_each() 
     .await;
 }
 
+/// A node that opens after others attached owners sees them the moment `open` returns
+/// (read from the registry before its actor starts), not only once they next change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_opens_late_sees_the_owners_already_attached() {
+    let etcd = EtcdCluster::start(1);
+    let nx = node(&etcd, "/late", "node-x", 5).await;
+    setup(&nx, 3).await;
+    let boundary = LinkBoundary::for_bundle(&x());
+    let mut handles = Vec::new();
+    for i in 0..3 {
+        handles.push(nx.attach_owner(s(i), label("worker"), boundary.clone()).await.unwrap());
+    }
+    let ny = node(&etcd, "/late", "node-y", 5).await;
+    assert_eq!(ny.node().map(OwnerLabel::as_str), Some("node-y"));
+    assert_eq!(ny.stats().live_sessions, 3);
+    for (i, h) in (0..3).zip(&handles) {
+        assert_eq!(ny.live_owner(&s(i)).as_ref(), Some(h), "session {i}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_handoff_between_nodes_moves_the_owner_and_the_fact_in_one_transaction() {
     let etcd = EtcdCluster::start(1);
@@ -765,6 +785,33 @@ async fn a_node_whose_lease_lapsed_drops_its_own_owners_on_the_next_event() {
     assert_eq!(nx.stats().actor.owners_lost - lost_before, 2);
     eventually("node x to see node y's owner", || nx.live_owner(&s(2)).is_some()).await;
     assert_eq!(nx.live_owner(&s(2)).unwrap().owner.as_str(), "worker-y");
+}
+
+/// The instant a node's lease can no longer be relied on, its own owners fail the ingress
+/// checks with `LeaseLost` (before any event or renewal round drops them), while the
+/// owners of other nodes that it mirrors still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_lease_lapsed_refuses_ingress_to_its_own_owners_at_once() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let etcd = EtcdCluster::start(1);
+    let (nx, registry, _) = deaf_node(&etcd, "/ingress", "node-x").await;
+    let ny = node(&etcd, "/ingress", "node-y", 5).await;
+    setup(&nx, 2).await;
+    ny.sync().await.unwrap();
+    let boundary = LinkBoundary::for_bundle(&x());
+    let hx = nx.attach_owner(s(0), label("worker-x"), boundary.clone()).await.unwrap();
+    let hy = ny.attach_owner(s(1), label("worker-y"), boundary.clone()).await.unwrap();
+    eventually("node x to see node y's owner", || nx.live_owner(&s(1)).is_some()).await;
+    nx.check_ingress(&hx.capability, &hx.boundary).unwrap();
+    registry.lapsed.store(true, SeqCst);
+    let lease_lost = |r: Result<(), OwnershipError>| matches!(r, Err(OwnershipError::LeaseLost { session, ref node }) if session == s(0) && node.as_str() == "node-x");
+    assert!(lease_lost(nx.check_ingress(&hx.capability, &hx.boundary)));
+    match nx.check_ingress_linearizable(&hx.capability, &hx.boundary).await {
+        Err(ManagerError::Ownership(e)) => assert!(lease_lost(Err(e))),
+        other => panic!("a lapsed node's own owner passed the linearizable check: {other:?}"),
+    }
+    nx.check_ingress(&hy.capability, &hy.boundary).unwrap();
+    nx.check_ingress_linearizable(&hy.capability, &hy.boundary).await.unwrap();
 }
 
 /// A registry stream that missed events (etcd compacted them) delivers a `Reset`: every

@@ -74,3 +74,46 @@ fn outcomes_are_named() {
         assert!(seen.iter().any(|n| n == want), "missing event {want}; saw {seen:?}");
     }
 }
+
+/// The event names an upgrade emits: seed the membership {g1, g2}, then run one upgrade
+/// whose single step has `step` as its members.
+#[cfg(feature = "upgrade-executor")]
+fn upgrade_event_names(step: &[&str]) -> Vec<String> {
+    use reconf_core::upgrade::*;
+    let member = |x: &str| Member::new(x).unwrap();
+    let step =
+        UpgradeStep::new(StepId::new("step-0").unwrap(), step.iter().map(|x| member(x)).collect::<Vec<_>>());
+    let request = RuntimeUpgradeRequest::new(
+        UpgradeId::new("u1").unwrap(),
+        UpgradePlan::new(PlanId::new("plan-u1").unwrap(), vec![step]),
+        CompatibilityContract::default(),
+    );
+    let names = Names::default();
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(names.clone()));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let x = BundleId::new("x").unwrap();
+        let m = ManagerBuilder::new().memory_journal().without_manifests().open().await.unwrap();
+        m.register_bundle(ComposedBundle::new(x.clone())).await.unwrap();
+        m.seed_membership(x.clone(), [member("g1"), member("g2")], reconf_runtime::OnHistory::Refuse)
+            .await
+            .unwrap();
+        let _ = m.execute_upgrade(x, request, None).await;
+    });
+    let seen = names.0.lock().unwrap().clone();
+    seen.into_iter().filter(|n| n.starts_with("reconf.upgrade.")).collect()
+}
+
+/// Each journaled upgrade phase is named for what it means: the seed and the ordinary
+/// phases as phases, the cutover as committed, and a plan that fails validation as rolled
+/// back (not as one more phase, which a subscriber watching for failures would miss).
+#[cfg(feature = "upgrade-executor")]
+#[test]
+fn upgrade_phases_are_named_for_their_outcome() {
+    let (phase, committed, rolled_back) =
+        (events::UPGRADE_PHASE, events::UPGRADE_COMMITTED, events::UPGRADE_ROLLED_BACK);
+    // Seed, staged and admitted are phases; the cutover is the commit.
+    assert_eq!(upgrade_event_names(&["g1", "g3"]), [phase, phase, phase, committed]);
+    // A step sharing no member with the current set fails validation: staged, then failed.
+    assert_eq!(upgrade_event_names(&["x1", "x2"]), [phase, phase, rolled_back]);
+}

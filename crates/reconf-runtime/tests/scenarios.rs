@@ -128,6 +128,45 @@ async fn every_rule_error_is_typed() {
     assert!(r.m.verify_coherence().await.is_coherent());
 }
 
+/// Only a delegation reads the clock: a failing clock refuses delegations and nothing else,
+/// and the commands before one do not use up the clock's failure.
+#[tokio::test]
+async fn only_delegations_read_the_clock() {
+    let r = rig().await;
+    r.clock.fail_next(1);
+    r.m.open_session(s(1), a("a"), Some(bid("x"))).await.unwrap();
+    r.m.register_bundle(ComposedBundle::new(bid("y"))).await.unwrap();
+    r.m.close_session(s(1), a("a")).await.unwrap();
+    r.m.open_session(s(2), a("a"), Some(bid("x"))).await.unwrap();
+    let req = DelegationRequest::new(s(2), a("a"), a("b"), bid("x"));
+    assert!(matches!(r.m.delegate_session(req.clone()).await, Err(ManagerError::Clock(_))));
+    r.m.delegate_session(req).await.unwrap();
+}
+
+#[tokio::test]
+async fn links_and_authority_summaries_come_from_the_applied_state() {
+    let r = rig().await;
+    assert!(r.m.links().is_empty());
+    r.m.register_bundle(ComposedBundle::new(bid("p")).with_export("i")).await.unwrap();
+    r.m.register_bundle(ComposedBundle::new(bid("q")).with_import("i")).await.unwrap();
+    r.m.link_bundles(bid("p"), bid("q"), bid("pq")).await.unwrap();
+    let links = r.m.links();
+    assert_eq!(links.len(), 1);
+    assert_eq!((&links[0].0, &links[0].1.left, &links[0].1.right), (&bid("pq"), &bid("p"), &bid("q")));
+
+    r.m.open_session(s(1), a("a"), None).await.unwrap();
+    r.m.open_session(s(2), a("a"), None).await.unwrap();
+    r.m.delegate_session(DelegationRequest::new(s(2), a("a"), a("b"), bid("pq"))).await.unwrap();
+    let summaries = r.m.authority_summaries();
+    let (sa, sb) = (r.m.footprint_summary(&a("a")), r.m.footprint_summary(&a("b")));
+    assert_eq!(summaries, vec![(a("a"), sa), (a("b"), sb)], "in the order the state first saw them");
+    assert_eq!((sa.native, sa.delegated_out, sb.delegated_in), (1, 1, 1));
+    let report = r.m.verify_coherence().await;
+    assert!(report.is_coherent(), "{report:?}");
+    assert_eq!(report.sessions_checked, 2, "the audit examined every session");
+    assert_eq!(r.m.node(), None, "no shared registry, so no node name");
+}
+
 #[tokio::test]
 async fn capabilities_fail_closed_before_anything_is_done() {
     let r = rig_with(StaticCapabilities::from_pairs([("reconfiguration", false)])).await;
@@ -557,6 +596,18 @@ async fn builder_rejects_bad_configuration() {
         ManagerBuilder::new().memory_journal().snapshot_interval(Some(0)).open().await,
         Err(ManagerError::Config(_))
     ));
+}
+
+#[tokio::test]
+async fn debug_output_shows_the_configuration() {
+    let builder = ManagerBuilder::new().memory_journal().mailbox_capacity(7).snapshot_interval(None);
+    let shown = format!("{builder:?}");
+    for part in ["ManagerBuilder", "journal: true", "mailbox_capacity: 7", "snapshot_interval: None"] {
+        assert!(shown.contains(part), "{part} missing from {shown}");
+    }
+    let m = builder.without_manifests().open().await.unwrap();
+    let shown = format!("{m:?}");
+    assert!(shown.starts_with("ReconfigurationManager") && shown.contains("mailbox_capacity: 7"), "{shown}");
 }
 
 #[tokio::test]
