@@ -843,6 +843,35 @@ async fn a_reset_of_the_registry_drops_exactly_the_owners_it_no_longer_lists() {
     assert_eq!(m.stats().live_sessions, 1);
 }
 
+/// An event older than what the node already applied for a session (the registry's watch
+/// delivering late what this node's own write superseded) changes nothing; a newer one
+/// applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_event_older_than_the_applied_record_is_ignored() {
+    let etcd = EtcdCluster::start(1);
+    let (m, registry, _) = deaf_node(&etcd, "/stale-event", "node-x").await;
+    setup(&m, 2).await;
+    let boundary = LinkBoundary::for_bundle(&x());
+    let mut notices = m.owner_notices();
+    for i in 0..2 {
+        m.attach_owner(s(i), label("worker"), boundary.clone()).await.unwrap();
+    }
+    let (entries, _) = registry.inner.list().await.unwrap();
+    let revision = |n| entries.iter().find(|e| e.session == s(n)).unwrap().revision;
+    let send = registry.inject.lock().unwrap().clone().expect("the manager took the event stream");
+    let deleted = |n, revision| reconf_effects::OwnerEvent::Deleted { session: s(n), revision };
+    // At the applied record's own revision, and before it: both already superseded.
+    send.send(deleted(0, revision(0))).unwrap();
+    send.send(deleted(0, revision(0) - 1)).unwrap();
+    // Events are applied in order: once the newer removal of session 1 is reported, the
+    // stale one before it has been seen.
+    send.send(deleted(1, revision(1) + 1)).unwrap();
+    let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv()).await.unwrap().unwrap();
+    assert_eq!(notice.session, s(1), "{notice:?}");
+    assert!(m.live_owner(&s(1)).is_none());
+    assert_eq!(m.live_owner(&s(0)).unwrap().owner.as_str(), "worker", "the stale removal was ignored");
+}
+
 /// A node that moves a session without knowing another node runs a live owner for it
 /// (its events were late) leaves that owner's record behind; the owner's node, following
 /// the journal, sees the session change, reports its owner lost and removes the record.
