@@ -872,6 +872,38 @@ async fn a_registry_event_older_than_the_applied_record_is_ignored() {
     assert_eq!(m.live_owner(&s(0)).unwrap().owner.as_str(), "worker", "the stale removal was ignored");
 }
 
+/// A node whose events stalled while another node took its session learns it from the
+/// record it next hears: the other node's owner replaces its own, with a `Replaced` notice
+/// naming that node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_replaced_by_another_nodes_record_is_reported_with_that_node() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let etcd = EtcdCluster::start(1);
+    let (nx, registry, _) = deaf_node(&etcd, "/replaced", "node-x").await;
+    let ny = node(&etcd, "/replaced", "node-y", 5).await;
+    setup(&nx, 1).await;
+    ny.sync().await.unwrap();
+    let boundary = LinkBoundary::for_bundle(&x());
+    let mut notices = nx.owner_notices();
+    nx.attach_owner(s(0), label("worker-x"), boundary.clone()).await.unwrap();
+    eventually("node y to see node x's owner", || ny.live_owner(&s(0)).is_some()).await;
+    // Node x hears nothing while its record goes and node y attaches the session.
+    registry.hold.store(true, SeqCst);
+    let mut client = raw(&etcd).await;
+    client.delete("/replaced/o/", Some(etcd_client::DeleteOptions::new().with_prefix())).await.unwrap();
+    eventually("node y to see the record gone", || ny.live_owner(&s(0)).is_none()).await;
+    ny.attach_owner(s(0), label("worker-y"), boundary.clone()).await.unwrap();
+    // What node x next hears is the registry as it is now (a reset after missed events).
+    let (entries, revision) = registry.inner.list().await.unwrap();
+    let send = registry.inject.lock().unwrap().clone().expect("the manager took the event stream");
+    send.send(reconf_effects::OwnerEvent::Reset { entries, revision }).unwrap();
+    let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv()).await.unwrap().unwrap();
+    assert_eq!((notice.session, notice.owner.as_str()), (s(0), "worker-x"));
+    assert_eq!(notice.reason, OwnerLoss::Replaced { node: Some(label("node-y")) });
+    assert_eq!(nx.live_owner(&s(0)).unwrap().owner.as_str(), "worker-y");
+    registry.hold.store(false, SeqCst);
+}
+
 /// A node that moves a session without knowing another node runs a live owner for it
 /// (its events were late) leaves that owner's record behind; the owner's node, following
 /// the journal, sees the session change, reports its owner lost and removes the record.
