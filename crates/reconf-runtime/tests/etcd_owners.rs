@@ -936,3 +936,74 @@ async fn an_owner_whose_session_another_node_moved_is_reported_and_its_record_re
     assert_eq!(nx.session(&s(0)).unwrap().holder, a(1));
     hold.store(false, std::sync::atomic::Ordering::SeqCst);
 }
+
+/// A node's own writes update its mirror of the registry the moment they land, not when
+/// the registry's watch echoes them: with every event held back, an attach, a detach,
+/// another attach and two handoffs in a row each compare the record the previous write
+/// left, and none is refused by the compare.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_own_writes_in_a_row_compare_what_the_previous_one_wrote() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let etcd = EtcdCluster::start(1);
+    let (m, registry, _) = deaf_node(&etcd, "/own-writes", "node-x").await;
+    setup(&m, 1).await;
+    let boundary = LinkBoundary { bundle: x(), scope: reconf_core::CapabilityScope::WholeSession };
+    registry.hold.store(true, SeqCst);
+    let fenced = m.stats().actor.fenced;
+    let h = m.attach_owner(s(0), label("first"), boundary.clone()).await.unwrap();
+    m.detach_owner(&h).await.unwrap();
+    let h = m.attach_owner(s(0), label("second"), boundary.clone()).await.unwrap();
+    let out = m
+        .delegate_active_session(&h, DelegationRequest::new(s(0), a(0), a(1), x()), label("third"))
+        .await
+        .unwrap();
+    let out = m
+        .delegate_active_session(&out.owned, DelegationRequest::new(s(0), a(1), a(2), x()), label("fourth"))
+        .await
+        .unwrap();
+    assert_eq!(m.stats().actor.fenced - fenced, 0, "a write was compared against a record already replaced");
+    let live = m.live_owner(&s(0)).unwrap();
+    assert_eq!(
+        (live.owner.as_str(), live.capability.generation),
+        ("fourth", out.owned.capability.generation)
+    );
+    let mut client = raw(&etcd).await;
+    assert_eq!(records(&mut client, "/own-writes").await.len(), 1);
+    registry.hold.store(false, SeqCst);
+}
+
+/// A removal this node wrote supersedes any registry event older than it, even one the
+/// watch delivers late: here node y hands an owner on while node x hears nothing, then
+/// node x closes the session by its authority (removing whatever record it has); node y's
+/// handoff event, arriving afterwards, must not bring an owner back to a closed session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_event_older_than_this_nodes_own_removal_revives_no_owner() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let etcd = EtcdCluster::start(1);
+    let (nx, registry, _) = deaf_node(&etcd, "/late-removal", "node-x").await;
+    let ny = node(&etcd, "/late-removal", "node-y", 5).await;
+    setup(&nx, 2).await;
+    ny.sync().await.unwrap();
+    let boundary = LinkBoundary::for_bundle(&x());
+    let h = ny.attach_owner(s(0), label("worker-y"), boundary.clone()).await.unwrap();
+    ny.attach_owner(s(1), label("worker-y"), boundary.clone()).await.unwrap();
+    eventually("node x to see node y's owners", || nx.stats().live_sessions == 2).await;
+    registry.hold.store(true, SeqCst);
+    ny.delegate_active_session(&h, DelegationRequest::new(s(0), a(0), a(1), x()), label("worker-y2"))
+        .await
+        .unwrap();
+    let handed = registry.inner.get(s(0)).await.unwrap().expect("node y's new record");
+    nx.sync().await.unwrap();
+    nx.close_session(s(0), a(1)).await.unwrap();
+    assert!(nx.live_owner(&s(0)).is_none());
+    // The watch's late delivery of node y's handoff, then a newer removal of session 1 as
+    // a marker: once its effect shows, the event before it has been applied.
+    let send = registry.inject.lock().unwrap().clone().expect("the manager took the event stream");
+    send.send(reconf_effects::OwnerEvent::Put(handed.clone())).unwrap();
+    let (entries, revision) = registry.inner.list().await.unwrap();
+    assert!(entries.iter().all(|e| e.session != s(0)), "the close removed node y's record");
+    send.send(reconf_effects::OwnerEvent::Deleted { session: s(1), revision: revision + 1 }).unwrap();
+    eventually("the marker to be applied", || nx.live_owner(&s(1)).is_none()).await;
+    assert!(nx.live_owner(&s(0)).is_none(), "a late event revived an owner of a closed session");
+    registry.hold.store(false, SeqCst);
+}
