@@ -513,3 +513,131 @@ fn prefetching_is_safe_on_any_state() {
     assert_eq!(empty, State::new());
     assert_eq!(state, sample());
 }
+
+// Found by the full `cargo mutants` run over this crate (core tests only).
+
+#[test]
+fn a_checker_reports_the_holder_its_earlier_commands_leave() {
+    // `Checker::holder` → `None`: batch builders (the benchmarks, the CLI's simulator) pick
+    // each next delegation's giver from it.
+    let state = sample();
+    let s = SessionId::from_u128(1);
+    let mut checker = state.checker();
+    assert_eq!(checker.holder(&s), Some(a("x")));
+    checker.check(&Command::Delegate(Delegation::new(s, a("x"), a("z"), b("bundle"))), 20).unwrap();
+    assert_eq!(checker.holder(&s), Some(a("z")), "the checked delegation moved it");
+    assert_eq!(state.holder(&s), Some(a("x")), "the state itself is unchanged");
+    assert_eq!(checker.holder(&SessionId::from_u128(9)), None);
+}
+
+#[test]
+fn a_violation_names_its_session_when_it_has_one() {
+    // `Violation::session` → `None`: the runtime logs it with every violation it finds.
+    let s = SessionId::from_u128(4);
+    let per_session = Violation::UnknownAuthority { session: s, index: 7 };
+    assert_eq!(per_session.session(), Some(s));
+    let holders = Violation::MultipleActiveHolders { session: s, holders: vec![a("x"), a("y")] };
+    assert_eq!(holders.session(), Some(s));
+    let summary = Violation::SummaryMismatch {
+        authority: a("x"),
+        kept: reconf_core::FootprintSummary::default(),
+        recomputed: reconf_core::FootprintSummary::default(),
+    };
+    assert_eq!(summary.session(), None);
+}
+
+#[test]
+fn every_fact_kind_has_its_stable_name() {
+    // `Fact::kind` → a constant: the names are what `reconf log` prints and dumps carry.
+    let s = SessionId::from_u128(1);
+    let mut state = State::new();
+    let commands = [
+        (Command::RegisterBundle(ComposedBundle::new(b("bundle"))), "bundle.registered"),
+        (Command::OpenSession { session: s, authority: a("x"), bundle: Some(b("bundle")) }, "session.opened"),
+        (Command::Delegate(Delegation::new(s, a("x"), a("y"), b("bundle"))), "session.delegated"),
+        (Command::CloseSession { session: s, authority: a("y") }, "session.closed"),
+    ];
+    for (i, (command, kind)) in commands.iter().enumerate() {
+        let fact = state.check(command, 10).unwrap();
+        assert_eq!(fact.kind(), *kind);
+        state.apply(i as u64 + 1, &fact);
+    }
+    let seeded =
+        UpgradeFact::MembershipSeeded { bundle: b("bundle"), members: BTreeSet::new(), forced: false };
+    assert_eq!(Fact::new(Change::Upgrade(seeded)).kind(), "upgrade.membership_seeded");
+}
+
+#[test]
+fn a_capability_prints_without_its_token() {
+    // `Debug for OwnerToken` → an empty string: debug output must still say a token is
+    // there, never what it is.
+    let token = reconf_core::OwnerToken::from_bytes([0xab; 16]);
+    let shown = format!("{token:?}");
+    assert_eq!(shown, "OwnerToken(..)");
+    assert!(!shown.contains("ab") && !shown.contains("171"));
+}
+
+#[test]
+fn a_staged_handoff_shows_its_successor_and_ownership_errors_their_kinds() {
+    // `LiveOwner::successor` → `None`, `LiveSessions::iter` → empty, `OwnershipError::kind`
+    // → a constant (its names are metrics labels).
+    use reconf_core::{LinkBoundary, LiveSessions, OwnerToken};
+    let s = SessionId::from_u128(1);
+    let boundary = LinkBoundary::for_bundle(&b("bundle"));
+    let token = |n| OwnerToken::from_bytes([n; 16]);
+    let mut live = LiveSessions::default();
+    let cap = live.attach(s, OwnerLabel::new("first").unwrap(), 1, boundary.clone(), token(1)).unwrap();
+    let again = live.attach(s, OwnerLabel::new("other").unwrap(), 1, boundary.clone(), token(2));
+    assert_eq!(again.unwrap_err().kind(), "already_live");
+    assert_eq!(live.iter().map(|(s, o)| (*s, o.owner.as_str())).collect::<Vec<_>>(), vec![(s, "first")]);
+    assert!(live.owner(&s).unwrap().successor(None).is_none(), "nothing staged");
+    assert_eq!(live.commit(s).unwrap_err().kind(), "nothing_staged");
+    let regressed = live.stage(&cap, OwnerLabel::new("second").unwrap(), 1, boundary.scope.clone(), token(3));
+    assert_eq!(regressed.unwrap_err().kind(), "generation_regressed");
+    live.stage(&cap, OwnerLabel::new("second").unwrap(), 2, boundary.scope.clone(), token(3)).unwrap();
+    let node = Some(OwnerLabel::new("node-1").unwrap());
+    let next = live.owner(&s).unwrap().successor(node.clone()).unwrap();
+    assert_eq!((next.owner.as_str(), next.capability.generation, &next.node), ("second", 2, &node));
+    let forged = reconf_core::OwnerCapability { token: token(9), ..cap.clone() };
+    assert_eq!(live.check_whole_session(&forged).unwrap_err().kind(), "not_issued");
+    assert_eq!(live.abort(SessionId::from_u128(2)).unwrap_err().kind(), "not_live");
+}
+
+#[test]
+fn a_scope_allows_exactly_its_fragments_and_the_state_lists_its_bundles() {
+    // `CapabilityScope::allows` → `false`, `State::bundles` → empty.
+    let scope = CapabilityScope::fragments(["a", "b"]);
+    assert!(scope.allows("a") && scope.allows("b") && !scope.allows("c"));
+    assert!(CapabilityScope::WholeSession.allows("anything"));
+    let state = sample();
+    let ids: Vec<&str> = state.bundles().map(|b| b.id.as_str()).collect();
+    assert_eq!(ids, vec!["bundle"]);
+}
+
+#[test]
+fn the_coherence_fast_path_never_hides_a_violation_behind_an_idle_first_authority() {
+    // `summaries_from_sound_records` answering one empty summary: compared pairwise with
+    // the authorities, it would match an idle first authority and call a broken state
+    // coherent. The first authority interned here holds nothing once its session closes.
+    let mut state = State::new();
+    let (idle, x, y) = (a("idle"), a("x"), a("y"));
+    let (s1, s2, s9) = (SessionId::from_u128(1), SessionId::from_u128(2), SessionId::from_u128(9));
+    let commands = [
+        Command::RegisterBundle(ComposedBundle::new(b("bundle"))),
+        Command::OpenSession { session: s9, authority: idle, bundle: None },
+        Command::CloseSession { session: s9, authority: idle },
+        Command::OpenSession { session: s1, authority: x, bundle: Some(b("bundle")) },
+        Command::OpenSession { session: s2, authority: x, bundle: Some(b("bundle")) },
+        Command::Delegate(Delegation::new(s2, x, y, b("bundle"))),
+    ];
+    for (i, c) in commands.iter().enumerate() {
+        let f = state.check(c, 10).unwrap();
+        state.apply(i as u64 + 1, &f);
+    }
+    assert!(state.verify_coherence().is_coherent());
+    let mut snap = state.to_snapshot();
+    let (_, record) = snap.sessions.iter_mut().find(|(s, _)| *s == s2).unwrap();
+    record.delegator = Some(record.holder);
+    let report = State::from_snapshot(snap).unwrap().verify_coherence();
+    assert!(!report.is_coherent(), "{report:?}");
+}
