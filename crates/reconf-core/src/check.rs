@@ -15,7 +15,7 @@ use crate::footprint::FastMap;
 use crate::ids::{AuthorityId, BundleId, SessionId};
 use crate::ownership::{LiveSessions, OwnerCapability, OwnerLabel, OwnerToken, OwnershipError};
 use crate::scope::{CapabilityScope, LinkBoundary, BUNDLE_FRAGMENT_PREFIX};
-use crate::state::{State, MAX_AUTHORITIES, MAX_GENERATION};
+use crate::state::{State, MAX_GENERATION};
 
 /// Why a command acting through a live owner (a handoff, a close with a handle) was refused
 /// before anything was staged or written. (Exhaustive on purpose: a caller maps each cause
@@ -221,8 +221,9 @@ impl<'s> Checker<'s> {
             return Ok(());
         }
         let total = (self.state.authority_count() + self.overlay.new_authorities.len()) as u64;
-        if total >= MAX_AUTHORITIES {
-            return Err(CommandError::TooManyAuthorities { max: MAX_AUTHORITIES });
+        let max = self.state.authority_limit();
+        if total >= max {
+            return Err(CommandError::TooManyAuthorities { max });
         }
         self.note_authority(*a);
         Ok(())

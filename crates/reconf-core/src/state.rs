@@ -176,6 +176,9 @@ pub struct State {
     bundle_names: Vec<BundleId>,
     bundle_ix: FastMap<BundleId, Ix>,
     upgrades: UpgradeBook,
+    // The cap checked commands apply to new authorities (`None`: `MAX_AUTHORITIES`).
+    // Configuration, not state: snapshots, equality and replay ignore it.
+    authority_limit: Option<u64>,
 }
 
 fn intern<K: Clone + Eq + std::hash::Hash>(
@@ -251,6 +254,40 @@ impl State {
 
     pub(crate) fn authority_count(&self) -> usize {
         self.authorities.len()
+    }
+
+    /// Caps the distinct authorities that checked commands may bring in at `max` (at most
+    /// [`MAX_AUTHORITIES`]). An authority, once seen, is remembered for the life of the
+    /// state, so callers that accept authority ids from untrusted parties bound the memory
+    /// this way: a command naming one authority too many is refused with
+    /// [`CommandError::TooManyAuthorities`](crate::CommandError::TooManyAuthorities), while
+    /// authorities already known stay usable. Facts applied directly (a journal replay)
+    /// are not refused, so a state reopened with a lower cap than its journal needs still
+    /// loads whole.
+    ///
+    /// ```
+    /// use reconf_core::{AuthorityId, Command, CommandError, SessionId, State};
+    /// let mut state = State::new();
+    /// state.set_authority_limit(1);
+    /// let open = |n, a: &str| Command::OpenSession {
+    ///     session: SessionId::from_u128(n),
+    ///     authority: AuthorityId::from_label(a),
+    ///     bundle: None,
+    /// };
+    /// let fact = state.check(&open(1, "a"), 0)?;
+    /// state.apply(1, &fact);
+    /// assert!(state.check(&open(2, "a"), 0).is_ok());
+    /// assert_eq!(state.check(&open(2, "b"), 0), Err(CommandError::TooManyAuthorities { max: 1 }));
+    /// # Ok::<(), CommandError>(())
+    /// ```
+    pub fn set_authority_limit(&mut self, max: u64) {
+        self.authority_limit = Some(max.min(MAX_AUTHORITIES));
+    }
+
+    /// The cap on distinct authorities checked commands apply
+    /// ([`set_authority_limit`](Self::set_authority_limit); [`MAX_AUTHORITIES`] unless set).
+    pub fn authority_limit(&self) -> u64 {
+        self.authority_limit.unwrap_or(MAX_AUTHORITIES)
     }
 
     /// A session's record.

@@ -641,3 +641,40 @@ fn the_coherence_fast_path_never_hides_a_violation_behind_an_idle_first_authorit
     let report = State::from_snapshot(snap).unwrap().verify_coherence();
     assert!(!report.is_coherent(), "{report:?}");
 }
+
+#[test]
+fn the_authority_limit_counts_known_and_batched_authorities_exactly() {
+    // The authority limit (`admit_authority` → `Ok(())`, its `||` → `&&` and `+` → `*`,
+    // `note_authority` → `()`, `authority_count` → 0 or 1), reachable now that the limit
+    // can be set below `MAX_AUTHORITIES`.
+    use reconf_core::CommandError;
+    let open = |n: u128, who: &str| Command::OpenSession {
+        session: SessionId::from_u128(n),
+        authority: a(who),
+        bundle: None,
+    };
+    let mut state = State::new();
+    assert_eq!(state.authority_limit(), reconf_core::MAX_AUTHORITIES);
+    state.set_authority_limit(3);
+    for (n, who) in [(1, "a"), (2, "b")] {
+        let f = state.check(&open(n, who), 1).unwrap();
+        state.apply(n as u64, &f);
+    }
+    let full = Err(CommandError::TooManyAuthorities { max: 3 });
+    let mut checker = state.checker();
+    checker.check(&open(3, "c"), 1).unwrap();
+    // Two known to the state and one earlier in the batch: the limit is reached.
+    assert_eq!(checker.check(&open(4, "d"), 1).map(|_| ()), full);
+    // Authorities already known, to the state or to the batch, stay usable.
+    checker.check(&open(5, "c"), 1).unwrap();
+    checker.check(&open(6, "a"), 1).unwrap();
+    assert_eq!(state.check(&open(7, "z"), 1).map(|_| ()), Ok(()), "a lone check sees the state's 2 only");
+    // Replay is not refused: a fact naming a fourth authority applies.
+    let mut other = State::new();
+    let f = other.check(&open(8, "w"), 1).unwrap();
+    state.apply(3, &f);
+    assert_eq!(state.holder(&SessionId::from_u128(8)), Some(a("w")));
+    // The cap never exceeds what a state can intern.
+    state.set_authority_limit(u64::MAX);
+    assert_eq!(state.authority_limit(), reconf_core::MAX_AUTHORITIES);
+}

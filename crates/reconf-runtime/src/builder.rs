@@ -53,6 +53,7 @@ pub struct ManagerBuilder {
     capabilities: Arc<dyn CapabilityEffects>,
     mailbox_capacity: usize,
     snapshot_interval: Option<u64>,
+    authority_limit: Option<u64>,
     manifests: Option<Vec<ComposedBundle>>,
     owner_registry: Option<Arc<dyn OwnerRegistryEffects>>,
     #[cfg(feature = "upgrade-executor")]
@@ -71,6 +72,7 @@ impl std::fmt::Debug for ManagerBuilder {
             .field("journal", &self.journal.is_some())
             .field("mailbox_capacity", &self.mailbox_capacity)
             .field("snapshot_interval", &self.snapshot_interval)
+            .field("authority_limit", &self.authority_limit)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +88,7 @@ impl ManagerBuilder {
             capabilities: Arc::new(StaticCapabilities::full()),
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
             snapshot_interval: Some(DEFAULT_SNAPSHOT_INTERVAL),
+            authority_limit: None,
             manifests: None,
             owner_registry: None,
             #[cfg(feature = "upgrade-executor")]
@@ -206,6 +209,17 @@ impl ManagerBuilder {
         self
     }
 
+    /// Refuses any command that would bring in more than `max` distinct authorities
+    /// (default: [`MAX_AUTHORITIES`](crate::MAX_AUTHORITIES), what one state can hold; `0`
+    /// is refused at open). An authority, once seen, is kept for the life of the journal,
+    /// so a manager that takes authority ids from untrusted callers bounds its memory this
+    /// way. The refusal is the core's `TooManyAuthorities`; authorities already known stay
+    /// usable, and a journal that already holds more still opens whole.
+    pub fn max_authorities(mut self, max: u64) -> Self {
+        self.authority_limit = Some(max);
+        self
+    }
+
     /// Registers no manifest bundles at open (by default the ones linked into the binary
     /// are registered).
     pub fn without_manifests(mut self) -> Self {
@@ -261,7 +275,13 @@ impl ManagerBuilder {
         if self.snapshot_interval == Some(0) {
             return Err(ManagerError::Config("snapshot interval must be at least 1 (or None)".to_owned()));
         }
+        if self.authority_limit == Some(0) {
+            return Err(ManagerError::Config("the authority limit must be at least 1".to_owned()));
+        }
         let (mut state, mut report) = recover(journal.as_ref()).await?;
+        if let Some(max) = self.authority_limit {
+            state.set_authority_limit(max);
+        }
         report.upgrades_rolled_back = resolve_interrupted_upgrades(&mut state, journal.as_ref()).await?;
         report.head = state.head();
         let last_snapshot = report.snapshot_sequence.unwrap_or(0);

@@ -117,7 +117,8 @@ pub use reconf_core::{
     AuthorityId, BundleId, CapabilityScope, Change, CoherenceReport, CommandError, ComposedBundle, ContextId,
     Delegation, DelegationReceipt, Fact, FootprintSummary, IdParseError, LinkBoundary, LinkRecord,
     OwnerCapability, OwnerLabel, OwnerToken, OwnershipError, OwnershipReceipt, SessionClass,
-    SessionFootprint, SessionId, SessionRecord, State, StateStats, Violation, WHOLE_SESSION_FRAGMENT,
+    SessionFootprint, SessionId, SessionRecord, State, StateStats, Violation, MAX_AUTHORITIES,
+    WHOLE_SESSION_FRAGMENT,
 };
 pub use reconf_effects::capability::{CapabilityEffects, CapabilityError, StaticCapabilities};
 pub use reconf_effects::time::{PhysicalTime, PhysicalTimeEffects, SimulatedClock, SystemClock, TimeError};

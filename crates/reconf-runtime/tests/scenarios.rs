@@ -700,3 +700,35 @@ async fn a_first_batch_of_refused_commands_on_an_empty_journal_writes_nothing() 
     assert_eq!(m.sync().await.unwrap(), 2);
     assert_eq!(m.state_snapshot(), replayed(journal.as_ref()).await);
 }
+
+/// `max_authorities`: a command naming one authority too many is refused with the core's
+/// error and writes nothing; known authorities stay usable; the limit holds again after a
+/// reopen, and a limit of 0 is refused at open.
+#[tokio::test]
+async fn the_authority_limit_refuses_new_authorities_past_it_and_survives_a_reopen() {
+    let journal = MemoryJournal::new();
+    let open = |journal: &MemoryJournal| {
+        ManagerBuilder::new().journal(journal.clone()).max_authorities(2).without_manifests().open()
+    };
+    let m = open(&journal).await.unwrap();
+    m.open_session(s(1), a("a"), None).await.unwrap();
+    m.open_session(s(2), a("b"), None).await.unwrap();
+    let head = journal_len(&journal).await;
+    let refused = m.open_session(s(3), a("c"), None).await;
+    assert!(
+        matches!(refused, Err(ManagerError::Rejected(CommandError::TooManyAuthorities { max: 2 }))),
+        "{refused:?}"
+    );
+    assert_eq!(journal_len(&journal).await, head, "nothing written");
+    m.open_session(s(3), a("a"), None).await.unwrap();
+    m.shutdown().await.unwrap();
+    let m = open(&journal).await.unwrap();
+    let refused = m.open_session(s(4), a("d"), None).await;
+    assert!(
+        matches!(refused, Err(ManagerError::Rejected(CommandError::TooManyAuthorities { .. }))),
+        "{refused:?}"
+    );
+    let zero =
+        ManagerBuilder::new().journal(journal.clone()).max_authorities(0).without_manifests().open().await;
+    assert!(matches!(zero, Err(ManagerError::Config(_))), "{:?}", zero.err());
+}
