@@ -32,6 +32,10 @@ enum Flaw {
     WaitDoesNotWait,
     /// `wait_for_head` only sees the head as it was when the journal was made.
     WaitNeverWakes,
+    /// A fresh journal already holds a record (a store that was never really emptied).
+    FreshHoldsARecord,
+    /// Reads return each page newest first.
+    ReadsNewestFirst,
 }
 
 #[derive(Debug, Clone)]
@@ -153,7 +157,12 @@ impl JournalEffects for Naive {
 
     async fn read(&self, from: Sequence, limit: usize) -> Result<Vec<JournalRecord>, JournalError> {
         let limit = if self.flaw == Flaw::LimitZeroReadsOne { limit.max(1) } else { limit };
-        Ok(self.lock().records.iter().filter(|r| r.sequence >= from).take(limit).cloned().collect())
+        let mut page: Vec<JournalRecord> =
+            self.lock().records.iter().filter(|r| r.sequence >= from).take(limit).cloned().collect();
+        if self.flaw == Flaw::ReadsNewestFirst {
+            page.reverse();
+        }
+        Ok(page)
     }
 
     async fn head(&self) -> Result<Option<Sequence>, JournalError> {
@@ -206,7 +215,11 @@ impl JournalFactory for Factory {
     type Journal = Naive;
 
     async fn fresh(&self) -> Result<Naive, FactoryError> {
-        Ok(Naive::new(self.0, Log { records: Vec::new(), next: 1, snapshot: None }))
+        let mut log = Log { records: Vec::new(), next: 1, snapshot: None };
+        if self.0 == Flaw::FreshHoldsARecord {
+            Naive::push(&mut log, 1, testing::sample_fact(1));
+        }
+        Ok(Naive::new(self.0, log))
     }
 
     async fn reopen(&self, journal: Naive) -> Result<Option<Naive>, FactoryError> {
@@ -348,4 +361,16 @@ async fn a_wait_that_does_not_wait_is_caught() {
 )]
 async fn a_wait_that_misses_commits_is_caught() {
     testing::wait_for_head_wakes_on_commits(&flawed(Flaw::WaitNeverWakes)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "fresh_journal_is_empty: a fresh journal must have no head")]
+async fn a_fresh_journal_that_is_not_empty_is_caught() {
+    testing::fresh_journal_is_empty(&flawed(Flaw::FreshHoldsARecord)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "commits_are_read_back_in_order: ")]
+async fn records_read_back_out_of_order_are_caught() {
+    testing::commits_are_read_back_in_order(&flawed(Flaw::ReadsNewestFirst)).await;
 }
