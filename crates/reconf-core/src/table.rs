@@ -398,6 +398,21 @@ mod tests {
     }
 
     #[test]
+    fn a_table_grows_only_past_three_quarters_full() {
+        // The load factor is the memory a million sessions cost: the table doubles exactly
+        // when one more entry would pass three quarters, never earlier.
+        let mut t = SessionTable::default();
+        for n in 1..=5000u32 {
+            t.insert(SessionId::from_u128(u128::from(n) << 64 | u128::from(n)), rec(n));
+            let mut want = MIN_SLOTS;
+            while n as usize * 4 > want * 3 {
+                want *= 2;
+            }
+            assert_eq!(t.capacity(), want, "capacity after {n} entries");
+        }
+    }
+
+    #[test]
     fn prefetch_is_only_a_hint() {
         let mut t = SessionTable::default();
         let keys: Vec<SessionId> = (0..40).map(SessionId::from_u128).collect();
