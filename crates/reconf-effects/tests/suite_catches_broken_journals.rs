@@ -36,6 +36,8 @@ enum Flaw {
     FreshHoldsARecord,
     /// Reads return each page newest first.
     ReadsNewestFirst,
+    /// Reads past the first page start from the first record again.
+    ReadsIgnoreTheirStart,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +159,7 @@ impl JournalEffects for Naive {
 
     async fn read(&self, from: Sequence, limit: usize) -> Result<Vec<JournalRecord>, JournalError> {
         let limit = if self.flaw == Flaw::LimitZeroReadsOne { limit.max(1) } else { limit };
+        let from = if self.flaw == Flaw::ReadsIgnoreTheirStart { 1 } else { from };
         let mut page: Vec<JournalRecord> =
             self.lock().records.iter().filter(|r| r.sequence >= from).take(limit).cloned().collect();
         if self.flaw == Flaw::ReadsNewestFirst {
@@ -373,4 +376,10 @@ async fn a_fresh_journal_that_is_not_empty_is_caught() {
 #[should_panic(expected = "commits_are_read_back_in_order: ")]
 async fn records_read_back_out_of_order_are_caught() {
     testing::commits_are_read_back_in_order(&flawed(Flaw::ReadsNewestFirst)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "tail_delivers_every_record_once_in_order: the tail failed at")]
+async fn a_journal_that_a_tail_cannot_follow_is_caught() {
+    testing::tail_delivers_every_record_once_in_order(&flawed(Flaw::ReadsIgnoreTheirStart)).await;
 }
