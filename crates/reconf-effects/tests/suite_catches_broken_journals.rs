@@ -38,6 +38,9 @@ enum Flaw {
     ReadsNewestFirst,
     /// Reads past the first page start from the first record again.
     ReadsIgnoreTheirStart,
+    /// Swaps a batch's second fact with the previous batch's second when both batches
+    /// are as long: every position holds a fact of the right index, from the wrong batch.
+    SwapsAcrossBatches,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +48,8 @@ struct Log {
     records: Vec<JournalRecord>,
     next: Sequence,
     snapshot: Option<StoredSnapshot>,
+    /// The last batch written: its first sequence and length.
+    last_batch: Option<(Sequence, u64)>,
 }
 
 impl Log {
@@ -141,7 +146,18 @@ impl Naive {
                     first.get_or_insert(sequence);
                     Self::push(&mut log, sequence, fact);
                 }
-                Ok(Committed { first: first.unwrap_or(1), last: log.next - 1 })
+                let first = first.unwrap_or(1);
+                if let (Flaw::SwapsAcrossBatches, Some((before, n))) = (flaw, log.last_batch) {
+                    if n == len && len >= 2 {
+                        let at = |s: Sequence| log.records.iter().position(|r| r.sequence == s);
+                        if let (Some(a), Some(b)) = (at(before + 1), at(first + 1)) {
+                            let fact = log.records[a].fact.clone();
+                            log.records[a].fact = std::mem::replace(&mut log.records[b].fact, fact);
+                        }
+                    }
+                }
+                log.last_batch = Some((first, len));
+                Ok(Committed { first, last: log.next - 1 })
             }
         }
     }
@@ -218,7 +234,7 @@ impl JournalFactory for Factory {
     type Journal = Naive;
 
     async fn fresh(&self) -> Result<Naive, FactoryError> {
-        let mut log = Log { records: Vec::new(), next: 1, snapshot: None };
+        let mut log = Log { records: Vec::new(), next: 1, snapshot: None, last_batch: None };
         if self.0 == Flaw::FreshHoldsARecord {
             Naive::push(&mut log, 1, testing::sample_fact(1));
         }
@@ -382,4 +398,10 @@ async fn records_read_back_out_of_order_are_caught() {
 #[should_panic(expected = "tail_delivers_every_record_once_in_order: the tail failed at")]
 async fn a_journal_that_a_tail_cannot_follow_is_caught() {
     testing::tail_delivers_every_record_once_in_order(&flawed(Flaw::ReadsIgnoreTheirStart)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "readers_never_see_partial_batches: record")]
+async fn facts_swapped_between_batches_are_caught() {
+    testing::readers_never_see_partial_batches(&flawed(Flaw::SwapsAcrossBatches)).await;
 }
