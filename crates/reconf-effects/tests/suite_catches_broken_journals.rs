@@ -36,6 +36,8 @@ enum Flaw {
     FreshHoldsARecord,
     /// Reads return each page newest first.
     ReadsNewestFirst,
+    /// Reads return the first two records' facts swapped, under the right sequences.
+    ReadsFactsSwapped,
     /// Reads past the first page start from the first record again.
     ReadsIgnoreTheirStart,
     /// Swaps a batch's second fact with the previous batch's second when both batches
@@ -180,6 +182,9 @@ impl JournalEffects for Naive {
             self.lock().records.iter().filter(|r| r.sequence >= from).take(limit).cloned().collect();
         if self.flaw == Flaw::ReadsNewestFirst {
             page.reverse();
+        }
+        if let (Flaw::ReadsFactsSwapped, [first, second, ..]) = (self.flaw, page.as_mut_slice()) {
+            std::mem::swap(&mut first.fact, &mut second.fact);
         }
         Ok(page)
     }
@@ -404,4 +409,10 @@ async fn a_journal_that_a_tail_cannot_follow_is_caught() {
 #[should_panic(expected = "readers_never_see_partial_batches: record")]
 async fn facts_swapped_between_batches_are_caught() {
     testing::readers_never_see_partial_batches(&flawed(Flaw::SwapsAcrossBatches)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "commits_are_read_back_in_order: record 1 holds the wrong fact")]
+async fn records_read_back_with_the_wrong_facts_are_caught() {
+    testing::commits_are_read_back_in_order(&flawed(Flaw::ReadsFactsSwapped)).await;
 }
