@@ -670,11 +670,42 @@ fn the_authority_limit_counts_known_and_batched_authorities_exactly() {
     checker.check(&open(6, "a"), 1).unwrap();
     assert_eq!(state.check(&open(7, "z"), 1).map(|_| ()), Ok(()), "a lone check sees the state's 2 only");
     // Replay is not refused: a fact naming a fourth authority applies.
-    let mut other = State::new();
+    let other = State::new();
     let f = other.check(&open(8, "w"), 1).unwrap();
     state.apply(3, &f);
     assert_eq!(state.holder(&SessionId::from_u128(8)), Some(a("w")));
     // The cap never exceeds what a state can intern.
     state.set_authority_limit(u64::MAX);
     assert_eq!(state.authority_limit(), reconf_core::MAX_AUTHORITIES);
+}
+
+#[test]
+fn an_illegal_phase_sequence_is_shown_phase_by_phase() {
+    // `show_phases` → a constant: the message is all an operator has to see which phases a
+    // bad snapshot holds.
+    use reconf_core::upgrade::{SnapshotViolation, UpgradeId, UpgradePhase};
+    let v = SnapshotViolation::IllegalPhases {
+        upgrade_id: UpgradeId::new("u-1").unwrap(),
+        phases: vec![UpgradePhase::Staged, UpgradePhase::CommittedCutover],
+    };
+    assert_eq!(
+        v.to_string(),
+        "execution u-1 has phases [staged, committed cutover], not a legal finished sequence"
+    );
+}
+
+#[test]
+fn a_begin_decision_lists_the_facts_to_journal_in_order() {
+    // `Begin::facts` → empty: a caller journaling a decision would write nothing.
+    use reconf_core::upgrade::Begin;
+    let seeded = |n: &str| UpgradeFact::MembershipSeeded {
+        bundle: b(n),
+        members: [Member::new("m1").unwrap()].into(),
+        forced: false,
+    };
+    let staged = Begin::Staged(seeded("one"));
+    assert_eq!(staged.facts(), vec![&seeded("one")]);
+    let error = reconf_core::upgrade::UpgradeError::EmptyMembership { bundle: b("two") };
+    let invalid = Begin::Invalid { staged: seeded("one"), failed: seeded("two"), error };
+    assert_eq!(invalid.facts(), vec![&seeded("one"), &seeded("two")]);
 }
