@@ -40,9 +40,28 @@ enum Flaw {
     ReadsFactsSwapped,
     /// Reads past the first page start from the first record again.
     ReadsIgnoreTheirStart,
-    /// Swaps a batch's second fact with the previous batch's second when both batches
-    /// are as long: every position holds a fact of the right index, from the wrong batch.
-    SwapsAcrossBatches,
+    /// Swaps a batch's second fact with the second of an earlier, equally long batch
+    /// that `Pair` picks: every position holds a fact of the right index, from the wrong
+    /// batch, and the two batches' tags differ in one field only.
+    SwapsAcrossBatches(Pair),
+}
+
+/// Which earlier batch [`Flaw::SwapsAcrossBatches`] swaps with, read from the tags the
+/// suite's concurrency rules put on their facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pair {
+    /// The same commit number of another task.
+    OtherTask,
+    /// Another commit of the same task.
+    SameTask,
+}
+
+/// The (task, commit) of a concurrency rule's fact, decoded here independently of the
+/// suite from the layout it documents: the fact's session id is `task << 48 | commit <<
+/// 32 | index << 16 | len`.
+fn task_and_commit(fact: &Fact) -> Option<(u128, u128)> {
+    let tag = testing::sample_tag(fact)?;
+    Some((tag >> 48, (tag >> 32) & 0xffff))
 }
 
 #[derive(Debug, Clone)]
@@ -50,8 +69,9 @@ struct Log {
     records: Vec<JournalRecord>,
     next: Sequence,
     snapshot: Option<StoredSnapshot>,
-    /// The last batch written: its first sequence and length.
-    last_batch: Option<(Sequence, u64)>,
+    /// Every batch written: its first sequence, length, and its first fact's task and
+    /// commit (see [`task_and_commit`]).
+    batches: Vec<(Sequence, u64, Option<(u128, u128)>)>,
 }
 
 impl Log {
@@ -149,16 +169,25 @@ impl Naive {
                     Self::push(&mut log, sequence, fact);
                 }
                 let first = first.unwrap_or(1);
-                if let (Flaw::SwapsAcrossBatches, Some((before, n))) = (flaw, log.last_batch) {
-                    if n == len && len >= 2 {
-                        let at = |s: Sequence| log.records.iter().position(|r| r.sequence == s);
-                        if let (Some(a), Some(b)) = (at(before + 1), at(first + 1)) {
-                            let fact = log.records[a].fact.clone();
-                            log.records[a].fact = std::mem::replace(&mut log.records[b].fact, fact);
-                        }
+                let at = |log: &Log, s: Sequence| log.records.iter().position(|r| r.sequence == s);
+                let tag = at(&log, first).and_then(|i| task_and_commit(&log.records[i].fact));
+                if let (Flaw::SwapsAcrossBatches(pair), Some((task, commit))) = (flaw, tag) {
+                    let partner = log.batches.iter().rev().find(|(_, n, t)| {
+                        *n == len
+                            && len >= 2
+                            && t.is_some_and(|(t, c)| match pair {
+                                Pair::OtherTask => t != task && c == commit,
+                                Pair::SameTask => t == task && c != commit,
+                            })
+                    });
+                    if let Some((a, b)) =
+                        partner.and_then(|(before, _, _)| Some((at(&log, before + 1)?, at(&log, first + 1)?)))
+                    {
+                        let fact = log.records[a].fact.clone();
+                        log.records[a].fact = std::mem::replace(&mut log.records[b].fact, fact);
                     }
                 }
-                log.last_batch = Some((first, len));
+                log.batches.push((first, len, tag));
                 Ok(Committed { first, last: log.next - 1 })
             }
         }
@@ -239,7 +268,7 @@ impl JournalFactory for Factory {
     type Journal = Naive;
 
     async fn fresh(&self) -> Result<Naive, FactoryError> {
-        let mut log = Log { records: Vec::new(), next: 1, snapshot: None, last_batch: None };
+        let mut log = Log { records: Vec::new(), next: 1, snapshot: None, batches: Vec::new() };
         if self.0 == Flaw::FreshHoldsARecord {
             Naive::push(&mut log, 1, testing::sample_fact(1));
         }
@@ -405,10 +434,19 @@ async fn a_journal_that_a_tail_cannot_follow_is_caught() {
     testing::tail_delivers_every_record_once_in_order(&flawed(Flaw::ReadsIgnoreTheirStart)).await;
 }
 
+// Two flaws, since each field of a fact's tag must tell batches apart on its own: a swap
+// between tasks at the same commit number is seen only through the task, one within a
+// task only through the commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[should_panic(expected = "readers_never_see_partial_batches: record")]
-async fn facts_swapped_between_batches_are_caught() {
-    testing::readers_never_see_partial_batches(&flawed(Flaw::SwapsAcrossBatches)).await;
+async fn facts_swapped_between_tasks_are_caught() {
+    testing::readers_never_see_partial_batches(&flawed(Flaw::SwapsAcrossBatches(Pair::OtherTask))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[should_panic(expected = "readers_never_see_partial_batches: record")]
+async fn facts_swapped_between_commits_of_one_task_are_caught() {
+    testing::readers_never_see_partial_batches(&flawed(Flaw::SwapsAcrossBatches(Pair::SameTask))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
