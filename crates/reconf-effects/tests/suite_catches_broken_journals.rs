@@ -56,10 +56,13 @@ enum Pair {
     SameTask,
 }
 
+/// A concurrency rule's fact's task and commit number.
+type Origin = (u128, u128);
+
 /// The (task, commit) of a concurrency rule's fact, decoded here independently of the
 /// suite from the layout it documents: the fact's session id is `task << 48 | commit <<
 /// 32 | index << 16 | len`.
-fn task_and_commit(fact: &Fact) -> Option<(u128, u128)> {
+fn task_and_commit(fact: &Fact) -> Option<Origin> {
     let tag = testing::sample_tag(fact)?;
     Some((tag >> 48, (tag >> 32) & 0xffff))
 }
@@ -71,7 +74,7 @@ struct Log {
     snapshot: Option<StoredSnapshot>,
     /// Every batch written: its first sequence, length, and its first fact's task and
     /// commit (see [`task_and_commit`]).
-    batches: Vec<(Sequence, u64, Option<(u128, u128)>)>,
+    batches: Vec<(Sequence, u64, Option<Origin>)>,
 }
 
 impl Log {
