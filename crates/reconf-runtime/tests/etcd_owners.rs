@@ -454,6 +454,20 @@ async fn deaf_node(
     (m, registry, journal)
 }
 
+/// Node x with its registry wrapped in [`Deaf`], and a plain node y, on `prefix`, with `n`
+/// sessions opened through x and already seen by y.
+async fn deaf_x_and_y(
+    etcd: &EtcdCluster,
+    prefix: &str,
+    n: u128,
+) -> (ReconfigurationManager, Deaf, ReconfigurationManager) {
+    let (nx, registry, _) = deaf_node(etcd, prefix, "node-x").await;
+    let ny = node(etcd, prefix, "node-y", 5).await;
+    setup(&nx, n).await;
+    ny.sync().await.unwrap();
+    (nx, registry, ny)
+}
+
 #[async_trait::async_trait]
 impl OwnerRegistryEffects for Deaf {
     fn node(&self) -> &str {
@@ -520,11 +534,8 @@ impl OwnerRegistryEffects for Deaf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_from_a_stale_view_are_refused_by_the_registry_compare() {
     let etcd = EtcdCluster::start(1);
-    let (nx, deaf, _) = deaf_node(&etcd, "/deaf", "node-x").await;
+    let (nx, deaf, ny) = deaf_x_and_y(&etcd, "/deaf", 3).await;
     let hold = Arc::clone(&deaf.hold);
-    let ny = node(&etcd, "/deaf", "node-y", 5).await;
-    setup(&nx, 3).await;
-    ny.sync().await.unwrap();
     // Whole-session owners: closing and detaching by handle need one.
     let boundary = LinkBoundary { bundle: x(), scope: CapabilityScope::WholeSession };
     let mut handles = Vec::new();
@@ -758,11 +769,8 @@ async fn a_detach_refused_by_a_stale_compare_retries_with_the_record_found() {
 async fn a_node_whose_lease_lapsed_drops_its_own_owners_on_the_next_event() {
     use std::sync::atomic::Ordering::SeqCst;
     let etcd = EtcdCluster::start(1);
-    let (nx, registry, _) = deaf_node(&etcd, "/lapse", "node-x").await;
+    let (nx, registry, ny) = deaf_x_and_y(&etcd, "/lapse", 3).await;
     let lapsed = Arc::clone(&registry.lapsed);
-    let ny = node(&etcd, "/lapse", "node-y", 5).await;
-    setup(&nx, 3).await;
-    ny.sync().await.unwrap();
     let boundary = LinkBoundary::for_bundle(&x());
     let mut notices = nx.owner_notices();
     for i in 0..2 {
@@ -794,10 +802,7 @@ async fn a_node_whose_lease_lapsed_drops_its_own_owners_on_the_next_event() {
 async fn a_node_whose_lease_lapsed_refuses_ingress_to_its_own_owners_at_once() {
     use std::sync::atomic::Ordering::SeqCst;
     let etcd = EtcdCluster::start(1);
-    let (nx, registry, _) = deaf_node(&etcd, "/ingress", "node-x").await;
-    let ny = node(&etcd, "/ingress", "node-y", 5).await;
-    setup(&nx, 2).await;
-    ny.sync().await.unwrap();
+    let (nx, registry, ny) = deaf_x_and_y(&etcd, "/ingress", 2).await;
     let boundary = LinkBoundary::for_bundle(&x());
     let hx = nx.attach_owner(s(0), label("worker-x"), boundary.clone()).await.unwrap();
     let hy = ny.attach_owner(s(1), label("worker-y"), boundary.clone()).await.unwrap();
@@ -879,10 +884,7 @@ async fn a_registry_event_older_than_the_applied_record_is_ignored() {
 async fn an_owner_replaced_by_another_nodes_record_is_reported_with_that_node() {
     use std::sync::atomic::Ordering::SeqCst;
     let etcd = EtcdCluster::start(1);
-    let (nx, registry, _) = deaf_node(&etcd, "/replaced", "node-x").await;
-    let ny = node(&etcd, "/replaced", "node-y", 5).await;
-    setup(&nx, 1).await;
-    ny.sync().await.unwrap();
+    let (nx, registry, ny) = deaf_x_and_y(&etcd, "/replaced", 1).await;
     let boundary = LinkBoundary::for_bundle(&x());
     let mut notices = nx.owner_notices();
     nx.attach_owner(s(0), label("worker-x"), boundary.clone()).await.unwrap();
@@ -980,10 +982,7 @@ async fn a_nodes_own_writes_in_a_row_compare_what_the_previous_one_wrote() {
 async fn a_late_event_older_than_this_nodes_own_removal_revives_no_owner() {
     use std::sync::atomic::Ordering::SeqCst;
     let etcd = EtcdCluster::start(1);
-    let (nx, registry, _) = deaf_node(&etcd, "/late-removal", "node-x").await;
-    let ny = node(&etcd, "/late-removal", "node-y", 5).await;
-    setup(&nx, 2).await;
-    ny.sync().await.unwrap();
+    let (nx, registry, ny) = deaf_x_and_y(&etcd, "/late-removal", 2).await;
     let boundary = LinkBoundary::for_bundle(&x());
     let h = ny.attach_owner(s(0), label("worker-y"), boundary.clone()).await.unwrap();
     ny.attach_owner(s(1), label("worker-y"), boundary.clone()).await.unwrap();
