@@ -435,7 +435,7 @@ fn delegated(
     );
     // The check proved any given boundary equals the bundle's boundary with this scope.
     let boundary = LinkBoundary { bundle: d.bundle, scope: d.scope.clone() };
-    let witness = DelegationWitness { boundary, moved_fragments: d.scope.fragment_keys(), scope: d.scope };
+    let witness = DelegationWitness { boundary, scope: d.scope };
     Ok(DelegationOutcome { receipt, witness })
 }
 

@@ -69,7 +69,7 @@ async fn delegation_returns_receipt_and_witness() {
     assert_eq!(out.receipt.at_ms, 1_700_000_000_000);
     assert_eq!(out.receipt.context, a("a").default_context());
     assert_eq!(out.witness.boundary, LinkBoundary::for_bundle(&bid("x")));
-    assert_eq!(out.witness.moved_fragments, vec!["bundle:x".to_owned()]);
+    assert_eq!(out.witness.moved_fragments(), vec!["bundle:x".to_owned()]);
     assert_eq!(out.receipt.sequence, journal_len(r.journal.as_ref()).await);
     assert!(r.m.footprint(&a("b")).delegated_in.contains(&s(1)));
     assert_eq!(r.m.footprint_summary(&a("b")), out.receipt.to_after);
