@@ -510,8 +510,9 @@ impl Actor {
     /// The actor's loop, a two-stage pipeline: while one batch's commit is being made
     /// durable ([`InFlight`]), the commands that arrive are checked against the state as
     /// that batch will leave it (the checker's [`Overlay`] carries over) and wait in
-    /// [`Pending`]; the moment the commit lands, its batch is applied and answered and the
-    /// pending batch's commit starts. Nothing is applied or answered before it is durable;
+    /// [`Pending`]; the moment the commit lands, its batch is applied and answered, the
+    /// callers it answered are given a few yields to send again into the pending batch, and
+    /// that batch's commit starts. Nothing is applied or answered before it is durable;
     /// a commit that fails or conflicts sends the pending batch back to be checked again.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
         let mut pipe = Pipe::default();
@@ -532,14 +533,14 @@ impl Actor {
                     let mut batch = Vec::new();
                     Self::drain(&mut rx, &mut batch);
                     pipe.gathered += 1;
-                    if batch.is_empty()
+                    let gathered = batch.is_empty()
                         || pipe.gathered >= GATHER_ROUNDS
-                        || pipe.pending.checked.len() >= MAX_BATCH
-                    {
+                        || pipe.pending.checked.len() >= MAX_BATCH;
+                    if gathered {
                         self.launch(&mut pipe);
-                        if batch.is_empty() {
-                            continue;
-                        }
+                    }
+                    if batch.is_empty() {
+                        continue;
                     }
                     batch
                 }
@@ -566,16 +567,9 @@ impl Actor {
                         }
                     };
                     let Some(first) = first else { break };
+                    // What else arrives is gathered by the arm above before the commit.
                     let mut batch = vec![first];
                     Self::drain(&mut rx, &mut batch);
-                    if batch.len() < MAX_BATCH {
-                        // Callers just answered by the previous batch are runnable but have
-                        // not sent yet: one yield lets them, so their commands share this
-                        // batch's journal commit instead of each waking the actor (and the
-                        // disk) on its own.
-                        tokio::task::yield_now().await;
-                        Self::drain(&mut rx, &mut batch);
-                    }
                     batch
                 }
                 Some(flight) => {
