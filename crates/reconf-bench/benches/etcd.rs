@@ -108,6 +108,26 @@ async fn open_managers(
     out
 }
 
+/// `n` managers on a fresh journal under `prefix` that already holds `facts`.
+async fn loaded_managers(
+    etcd: &EtcdCluster,
+    prefix: &str,
+    n: usize,
+    facts: &[Fact],
+) -> Vec<ReconfigurationManager> {
+    let j = EtcdJournal::connect(options(etcd, prefix)).await.unwrap();
+    load(&j, facts).await;
+    open_managers(etcd, prefix, n, None).await
+}
+
+/// Commits, conflicts and facts written, summed over `managers`.
+fn totals(managers: &[ReconfigurationManager]) -> (u64, u64, u64) {
+    managers
+        .iter()
+        .map(|m| m.stats().actor)
+        .fold((0, 0, 0), |(c, k, f), s| (c + s.commits, k + s.conflicts, f + s.facts))
+}
+
 fn main() {
     let rt = Runtime::new().unwrap();
     let mut criterion =
@@ -157,11 +177,7 @@ fn main() {
 
     // One manager.
     let facts = setup_facts(SESSIONS);
-    let one = rt.block_on(async {
-        let j = EtcdJournal::connect(options(&etcd, "/bench1")).await.unwrap();
-        load(&j, &facts).await;
-        open_managers(&etcd, "/bench1", 1, None).await
-    });
+    let one = rt.block_on(loaded_managers(&etcd, "/bench1", 1, &facts));
     let mut callers = Callers::new(CALLERS, SESSIONS, workload::authorities(AUTHORITIES));
     {
         let mut g = criterion.benchmark_group("etcd_manager");
@@ -186,16 +202,11 @@ fn main() {
     ));
 
     // Three managers on one journal.
-    let three = rt.block_on(async {
-        let j = EtcdJournal::connect(options(&etcd, "/bench3")).await.unwrap();
-        load(&j, &facts).await;
-        open_managers(&etcd, "/bench3", 3, None).await
-    });
+    let three = rt.block_on(loaded_managers(&etcd, "/bench3", 3, &facts));
     let mut callers = Callers::new(CALLERS, SESSIONS, workload::authorities(AUTHORITIES));
     let t = rt.block_on(callers.round(&three, per_caller)).unwrap();
     let three_rate = (CALLERS * per_caller) as f64 / t.as_secs_f64();
-    let (commits, conflicts): (u64, u64) =
-        three.iter().map(|m| m.stats().actor).fold((0, 0), |(c, k), s| (c + s.commits, k + s.conflicts));
+    let (commits, conflicts, _) = totals(&three);
     lines.push(format!(
         "manager on etcd, 3 managers, 64 callers: {three_rate:>9.0}/s total; {conflicts} conflicts in {commits} commits ({:.1}%), {:.0} commits/s across the three (the shared head's rate)",
         100.0 * conflicts as f64 / (commits + conflicts).max(1) as f64,
@@ -206,18 +217,11 @@ fn main() {
     // three nodes that each serve their own clients, next to the 64 callers shared above.
     // Another workload, so another figure; it shows where the shared head stops scaling
     // when every manager brings full batches.
-    let per_node = rt.block_on(async {
-        let j = EtcdJournal::connect(options(&etcd, "/bench3x64")).await.unwrap();
-        load(&j, &facts).await;
-        open_managers(&etcd, "/bench3x64", 3, None).await
-    });
+    let per_node = rt.block_on(loaded_managers(&etcd, "/bench3x64", 3, &facts));
     let mut callers = Callers::new(3 * CALLERS, SESSIONS, workload::authorities(AUTHORITIES));
     let t = rt.block_on(callers.round(&per_node, per_caller)).unwrap();
     let per_node_rate = (3 * CALLERS * per_caller) as f64 / t.as_secs_f64();
-    let (commits, conflicts, facts_written): (u64, u64, u64) = per_node
-        .iter()
-        .map(|m| m.stats().actor)
-        .fold((0, 0, 0), |(c, k, f), s| (c + s.commits, k + s.conflicts, f + s.facts));
+    let (commits, conflicts, facts_written) = totals(&per_node);
     lines.push(format!(
         "manager on etcd, 3 managers, 64 callers each: {per_node_rate:>6.0}/s total ({:.2}x one manager); {conflicts} conflicts in {commits} commits ({:.1}%), {:.1} facts per commit, {:.0} commits/s across the three",
         per_node_rate / one_rate,
