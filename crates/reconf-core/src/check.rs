@@ -99,6 +99,14 @@ impl Overlay {
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty() && self.bundles.is_empty() && self.new_authorities.is_empty()
     }
+
+    /// Forgets everything recorded, keeping the tables' memory: a writer that checks
+    /// batch after batch would otherwise grow them again from nothing for each one.
+    pub fn clear(&mut self) {
+        self.sessions.clear();
+        self.bundles.clear();
+        self.new_authorities.clear();
+    }
 }
 
 impl State {

@@ -406,6 +406,36 @@ fn a_resumed_checker_sees_what_the_paused_one_checked_applied_or_not() {
 }
 
 #[test]
+fn a_cleared_overlay_checks_as_a_fresh_one() {
+    let mut state = State::new();
+    let x = bid("x");
+    for (seq, c) in (1..).zip([
+        Command::RegisterBundle(ComposedBundle::new(x.clone())),
+        Command::OpenSession { session: s(1), authority: a("a"), bundle: Some(x.clone()) },
+    ]) {
+        let f = state.check(&c, 0).unwrap();
+        state.apply(seq, &f);
+    }
+    let give = Command::Delegate(Delegation::new(s(1), a("a"), a("b"), x.clone()));
+    let mut c = state.checker();
+    c.check(&give, 9).unwrap();
+    c.check(&Command::OpenSession { session: s(2), authority: a("new"), bundle: None }, 9).unwrap();
+    let overlay = c.into_overlay();
+    assert!(!overlay.is_empty());
+    // Resumed over this overlay, `a` no longer holds the session ...
+    let mut resumed = state.resume_checker(overlay);
+    assert!(resumed.check(&give, 9).is_err());
+    let mut overlay = resumed.into_overlay();
+    assert!(!overlay.is_empty());
+    // ... and once cleared, the overlay says nothing: the state alone decides again.
+    overlay.clear();
+    assert!(overlay.is_empty());
+    let mut resumed = state.resume_checker(overlay);
+    assert_eq!(resumed.check(&give, 9), state.checker().check(&give, 9));
+    assert!(resumed.check(&give, 9).is_err(), "the resumed checker records what it checks again");
+}
+
+#[test]
 fn upgrade_steps_are_checked_against_the_whole_state() {
     use reconf_core::upgrade::{Member, OnHistory, UpgradeCommand, UpgradeDecision, UpgradeRefusal};
     let mut state = State::new();
