@@ -151,7 +151,7 @@ fn ratios(b: &Bench) {
         (raw.as_secs_f64() * 1e6 / ops as f64, journal.as_secs_f64() * 1e6 / ops as f64);
     let ratio = journal_us / raw_us;
     println!(
-        "1 writer, {ops} ops each: journal {journal_us:.1} µs/commit vs raw synced put {raw_us:.1} µs/put = {ratio:.2}x latency ({} the <= 1.5x goal)",
+        "1 writer, {ops} ops each: journal {journal_us:.1} µs/commit vs raw synced put {raw_us:.1} µs/put = {ratio:.3}x latency ({} the <= 1.5x goal)",
         if ratio <= 1.5 { "meets" } else { "MISSES" }
     );
 
@@ -160,7 +160,7 @@ fn ratios(b: &Bench) {
     let (raw_tp, journal_tp) = (ops as f64 / raw.as_secs_f64(), ops as f64 / journal.as_secs_f64());
     let ratio = journal_tp / raw_tp;
     println!(
-        "64 writers, {ops} ops each: journal {journal_tp:.0} commits/s vs raw group commit {raw_tp:.0} puts/s = {ratio:.2}x throughput ({} the >= 0.8x goal)",
+        "64 writers, {ops} ops each: journal {journal_tp:.0} commits/s vs raw group commit {raw_tp:.0} puts/s = {ratio:.3}x throughput ({} the >= 0.8x goal)",
         if ratio >= 0.8 { "meets" } else { "MISSES" }
     );
 

@@ -38,6 +38,16 @@ fn median(xs: &[f64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// Figures measured in turn, one slice per figure: `a / b / c` for each round, rounds
+/// separated by `; `.
+fn per_round(figures: &[&[f64]]) -> String {
+    let rounds = figures.iter().map(|f| f.len()).min().unwrap_or(0);
+    (0..rounds)
+        .map(|r| figures.iter().map(|f| format!("{:.0}", f[r])).collect::<Vec<_>>().join(" / "))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn authority(i: usize) -> AuthorityId {
     // Hashing a label per request would be the driver's cost, not the manager's.
     static IDS: std::sync::OnceLock<Vec<AuthorityId>> = std::sync::OnceLock::new();
@@ -205,11 +215,11 @@ fn main() {
         let elapsed = rt.block_on(callers.round(std::slice::from_ref(&m), per_caller)).unwrap();
         managed.push((CALLERS * per_caller) as f64 / elapsed.as_secs_f64());
     }
-    rows.insert(0, Row { name: "core only (check+apply, 1e6 sessions)".into(), per_sec: median(&cores) });
+    rows.push(Row { name: "core only (check+apply, 1e6 sessions)".into(), per_sec: median(&cores) });
     rows.push(Row { name: "manager, memory journal, 64 callers".into(), per_sec: median(&managed) });
     notes.push(format!(
         "memory-journal rounds (core only / manager, per second): {}",
-        cores.iter().zip(&managed).map(|(c, m)| format!("{c:.0} / {m:.0}")).collect::<Vec<_>>().join("; ")
+        per_round(&[&cores, &managed])
     ));
     let delegations_so_far = m.stats().state.delegated;
     notes.push(format!(
@@ -242,7 +252,7 @@ fn main() {
     let rate = |name: &str| rows.iter().find(|r| r.name.starts_with(name)).map(|r| r.per_sec);
     let goal = |label: &str, ratio: f64, at_least: f64| {
         let verdict = if ratio >= at_least { "meets" } else { "MISSES" };
-        println!("{label}: {ratio:.2}x ({verdict} the >= {at_least}x goal)");
+        println!("{label}: {ratio:.3}x ({verdict} the >= {at_least}x goal)");
     };
     if let (Some(memory), Some(core)) = (rate("manager, memory journal"), rate("core only")) {
         goal("manager on the memory journal / core only", memory / core, 0.4);
@@ -356,13 +366,7 @@ fn rocks(
     let after = m.stats().actor;
     notes.push(format!(
         "RocksDB rounds (ceiling / 64-thread group commit / manager, per second): {}",
-        ceilings
-            .iter()
-            .zip(&groups)
-            .zip(&managed)
-            .map(|((c, g), m)| format!("{c:.0} / {g:.0} / {m:.0}"))
-            .collect::<Vec<_>>()
-            .join("; ")
+        per_round(&[&ceilings, &groups, &managed])
     ));
     rows.push(Row {
         name: "raw RocksDB, 1 writer, 64 records per synced batch".into(),

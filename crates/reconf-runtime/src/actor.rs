@@ -880,7 +880,7 @@ impl Actor {
     /// their stages and dropping the overlay they were checked into.
     fn uncheck(&self, pipe: &mut Pipe, first: Vec<Checked>) -> Vec<Command> {
         let pending = std::mem::take(&mut pipe.pending);
-        pipe.overlay = Overlay::default();
+        pipe.overlay.clear();
         let mut live = write(&self.shared.live);
         first.into_iter().chain(pending.checked).map(|c| c.uncheck(&mut live)).collect()
     }
